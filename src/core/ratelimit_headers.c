@@ -1,7 +1,5 @@
 #include "core/ratelimit_headers.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #define NAME_MAX_LEN 64
@@ -49,10 +47,16 @@ put_str(writer *w, const char *s)
 static void
 put_u64(writer *w, const char *prefix, uint64_t v)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof(tmp), "%s%" PRIu64, prefix, v);
+    char tmp[20];
+    size_t n = sizeof(tmp);
 
-    put(w, tmp, (size_t)n);
+    /* Digits from the right; no snprintf on the per-response path. */
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put_str(w, prefix);
+    put(w, tmp + n, sizeof(tmp) - n);
 }
 
 /* An sf-string: DQUOTE, `"` and `\` escaped, DQUOTE. */

@@ -227,9 +227,9 @@ void tr_traffic_add(tr_traffic *t, uint32_t idx, int64_t t_ns,
 size_t tr_traffic_count(const tr_traffic *t);   /* entries, incl. other */
 const tr_traffic_principal *tr_traffic_get(const tr_traffic *t,
                                            uint32_t idx);
-/* Requests counted into "(other)" and principals that went there. */
+/* Requests counted into "(other)" (their principals are not counted:
+ * that would take memory per principal). */
 uint64_t tr_traffic_overflow_requests(const tr_traffic *t);
-uint64_t tr_traffic_overflow_principals(const tr_traffic *t);
 uint64_t tr_traffic_requests(const tr_traffic *t);
 /* The first and last request time over every principal; 0 when none. */
 int64_t tr_traffic_first_ns(const tr_traffic *t);

@@ -6,10 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/sha.h>
-
 #include "core/identity.h"
 #include "core/jwt.h"
+#include "core/token_hash.h"
 
 #define ASYMMETRIC (TR_JWS_ES256 | TR_JWS_RS256 | TR_JWS_PS256 | TR_JWS_EDDSA)
 
@@ -258,7 +257,7 @@ tr_verifier_check_token(tr_verifier *v, const char *token, size_t len,
     /* Before hashing: an oversized token costs nothing more. */
     if (len > max)
         return TR_TOKEN_TOO_LARGE;
-    SHA256((const unsigned char *)token, len, hash);
+    tr_token_hash(token, len, hash);
     switch (tr_token_cache_lookup(v->cache, hash, now_s, out, &st)) {
     case TR_CACHE_HIT:
         return TR_TOKEN_OK;

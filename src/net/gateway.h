@@ -26,6 +26,10 @@
 #include "core/http_head.h"
 #include "core/problem.h"
 #include "core/route.h"
+#include "net/stage_audit_t.h"
+#include "net/stage_budget_t.h"
+#include "net/stage_idem_t.h"
+#include "net/stage_precond_t.h"
 
 #define TR_MAX_HEADERS_HARD 256
 #define TR_READ_BUF (64 * 1024)
@@ -51,6 +55,7 @@ typedef enum {
     TR_STAGE_ADMIT,
     TR_STAGE_CLAIM,
     TR_STAGE_PRECONDITIONS,
+    TR_STAGE_RECORD_DECISION,
     TR_STAGE_FORWARD,
     TR_STAGE_STREAMING,
     TR_STAGE_DONE
@@ -131,6 +136,12 @@ struct tr_request {
     bool is_agent;
     char stripped_headers[256]; /* client copies of identity headers */
     size_t stripped_len;
+
+    /* Contract stages' own state (net/stage_*.c). */
+    tr_budget_req budget;
+    struct tr_idem_req *idem;
+    struct tr_precond_req *precond;
+    struct tr_audit_req *audit;
     uint64_t bytes_out;
     bool head_sent;
     bool upstream_done;
@@ -156,6 +167,8 @@ struct tr_request {
     uint64_t response_cl;
     bool keyed;                 /* carries an idempotency key: runs to
                                    completion even if the client leaves */
+    size_t buffer_response;     /* >0: hold up to this many body bytes so
+                                   fields can depend on the whole body */
     uint64_t upstream_start_ns;
 };
 
@@ -236,6 +249,8 @@ struct tr_upconn {
     bool close_delimited;       /* upstream body ends at EOF */
     bool head_only;             /* HEAD, 204, 304: no body */
     bool client_paused;         /* reading stopped: client is slow */
+    bool buffering;             /* response held until complete */
+    tr_buf rbody;               /* the held response body */
     bool body_to_client;
 };
 
@@ -328,6 +343,11 @@ int tr_request_append_upstream_headers(tr_request *req,
 int tr_request_append_response_headers(tr_request *req, tr_buf *b);
 void tr_request_observe_response_body(tr_request *req, const char *p,
                                       size_t n);
+void tr_stage_observe_response_head(tr_request *req, int status,
+                                    const tr_header *h, size_t n);
+/* A backend field a stage replaces with its own (e.g. a weak ETag). */
+bool tr_stage_response_header_replaced(const tr_request *req,
+                                       const tr_header *h);
 void tr_pipeline_client_gone(tr_request *req);
 
 /* respond.c */

@@ -332,6 +332,11 @@ tr_pipeline_continue(tr_request *req)
         case TR_STAGE_PRECONDITIONS:
             st = tr_stage_preconditions(req);
             if (st == TR_NEXT)
+                req->stage = TR_STAGE_RECORD_DECISION;
+            break;
+        case TR_STAGE_RECORD_DECISION:
+            st = tr_stage_record_decision(req);
+            if (st == TR_NEXT)
                 req->stage = TR_STAGE_FORWARD;
             break;
         case TR_STAGE_FORWARD:
@@ -384,14 +389,17 @@ tr_pipeline_client_gone(tr_request *req)
 bool
 tr_request_header_is_reserved(const tr_request *req, const tr_header *h)
 {
-    return tr_identity_header_is_reserved(req, h);
+    return tr_identity_header_is_reserved(req, h) ||
+           tr_idem_header_is_reserved(req, h);
 }
 
 int
 tr_request_append_upstream_headers(tr_request *req, const tr_upstream_cfg *u,
                                    tr_buf *b)
 {
-    return tr_identity_append_upstream_headers(req, u, b);
+    if (tr_identity_append_upstream_headers(req, u, b) != 0)
+        return -1;
+    return tr_idem_upstream_headers(req, b);
 }
 
 int

@@ -349,9 +349,91 @@ response_header_forwardable(const tr_upconn *up, const tr_header *h)
 }
 
 /*
+ * Ends the client head: the stages' own fields (RateLimit, ETag,
+ * Idempotent-Replayed), the framing, the connection.  body_len is the
+ * whole body when it was buffered, else (uint64_t)-1.
+ */
+static int
+finish_client_head(tr_upconn *up, tr_buf *o, uint64_t body_len)
+{
+    tr_request *req = up->req;
+    char line[96];
+    int n;
+
+    if (tr_request_append_response_headers(req, o) != 0)
+        return -1;
+    if (body_len != (uint64_t)-1 && !up->head_only) {
+        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+                     (unsigned long long)body_len);
+        up->chunked_out = false;
+        if (tr_buf_append(o, line, (size_t)n, SIZE_MAX))
+            return -1;
+    } else if (req->response_has_cl) {
+        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+                     (unsigned long long)req->response_cl);
+        if (tr_buf_append(o, line, (size_t)n, SIZE_MAX))
+            return -1;
+    } else if (up->chunked_out) {
+        if (tr_buf_append(o, "Transfer-Encoding: chunked\r\n", 28,
+                          SIZE_MAX))
+            return -1;
+    }
+    if (!req->keep_alive &&
+        tr_buf_append(o, "Connection: close\r\n", 19, SIZE_MAX))
+        return -1;
+    if (tr_buf_append(o, "\r\n", 2, SIZE_MAX))
+        return -1;
+    req->head_sent = true;
+    return 0;
+}
+
+/* Appends body bytes for the client, chunk-framed when re-framing. */
+static int
+append_client_body(tr_upconn *up, const char *at, size_t len)
+{
+    tr_buf *o = &up->out;
+    if (up->chunked_out) {
+        char fl[24];
+        int n = snprintf(fl, sizeof(fl), "%zx\r\n", len);
+        if (tr_buf_append(o, fl, (size_t)n, SIZE_MAX) ||
+            tr_buf_append(o, at, len, SIZE_MAX) ||
+            tr_buf_append(o, "\r\n", 2, SIZE_MAX))
+            return -1;
+        return 0;
+    }
+    return tr_buf_append(o, at, len, SIZE_MAX) ? -1 : 0;
+}
+
+/* A buffered response outgrew its cap: send what we have and stream on. */
+static int
+flush_buffered(tr_upconn *up)
+{
+    tr_request *req = up->req;
+    up->buffering = false;
+    req->buffer_response = 0;
+    if (!req->response_has_cl && !up->head_only) {
+        if (req->http11)
+            up->chunked_out = true;
+        else
+            req->keep_alive = false;
+    }
+    if (finish_client_head(up, &up->rhead, (uint64_t)-1) != 0)
+        return -1;
+    if (tr_buf_append(&up->out, up->rhead.data, up->rhead.len, SIZE_MAX))
+        return -1;
+    up->rhead.len = 0;
+    if (up->rbody.len &&
+        append_client_body(up, up->rbody.data, up->rbody.len) != 0)
+        return -1;
+    up->rbody.len = 0;
+    return 0;
+}
+
+/*
  * The response head spans point into up->rbuf, which the next read may
- * overwrite: the client head is therefore written into up->out at once,
- * in the same callback.
+ * overwrite: the client head is therefore written at once, in the same
+ * callback, into up->out (streaming) or up->rhead (a buffered response
+ * whose fields depend on the whole body, such as a synthesized ETag).
  */
 static int
 resp_on_headers_complete(llhttp_t *p)
@@ -374,7 +456,7 @@ resp_on_headers_complete(llhttp_t *p)
 
     up->head_only = req->method_bit == TR_M_HEAD || status == 204 ||
                     status == 304;
-    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    bool has_cl = req->response_has_cl;
     bool chunked = (p->flags & F_CHUNKED) != 0;
     if (!up->head_only && !has_cl) {
         if (!chunked)
@@ -384,10 +466,14 @@ resp_on_headers_complete(llhttp_t *p)
         else
             req->keep_alive = false;
     }
+    tr_stage_observe_response_head(req, status, up->rh, up->n_rh);
     if (req->client_gone)
         return up->head_only ? 1 : 0;
 
-    tr_buf *o = &up->out;
+    up->buffering = req->buffer_response > 0 && !up->head_only;
+    tr_buf *o = up->buffering ? &up->rhead : &up->out;
+    o->len = up->buffering ? 0 : o->len;
+    up->rbody.len = 0;
     char line[160];
     int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
                      tr_status_reason(status));
@@ -395,7 +481,8 @@ resp_on_headers_complete(llhttp_t *p)
         return -1;
     for (size_t i = 0; i < up->n_rh; i++) {
         const tr_header *h = &up->rh[i];
-        if (!response_header_forwardable(up, h))
+        if (!response_header_forwardable(up, h) ||
+            tr_stage_response_header_replaced(req, h))
             continue;
         if (tr_buf_append(o, h->name, h->name_len, SIZE_MAX) ||
             tr_buf_append(o, ": ", 2, SIZE_MAX) ||
@@ -403,23 +490,8 @@ resp_on_headers_complete(llhttp_t *p)
             tr_buf_append(o, "\r\n", 2, SIZE_MAX))
             return -1;
     }
-    if (tr_request_append_response_headers(req, o) != 0)
+    if (!up->buffering && finish_client_head(up, o, (uint64_t)-1) != 0)
         return -1;
-    if (has_cl) {
-        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-                     (unsigned long long)p->content_length);
-        if (tr_buf_append(o, line, (size_t)n, SIZE_MAX))
-            return -1;
-    } else if (up->chunked_out) {
-        if (tr_buf_append(o, "Transfer-Encoding: chunked\r\n", 28, SIZE_MAX))
-            return -1;
-    }
-    if (!req->keep_alive &&
-        tr_buf_append(o, "Connection: close\r\n", 19, SIZE_MAX))
-        return -1;
-    if (tr_buf_append(o, "\r\n", 2, SIZE_MAX))
-        return -1;
-    req->head_sent = true;
     return up->head_only ? 1 : 0;
 }
 
@@ -433,18 +505,14 @@ resp_on_body(llhttp_t *p, const char *at, size_t len)
     tr_request_observe_response_body(req, at, len);
     if (req->client_gone)
         return 0;
-    tr_buf *o = &up->out;
     req->bytes_out += len;
-    if (up->chunked_out) {
-        char fl[24];
-        int n = snprintf(fl, sizeof(fl), "%zx\r\n", len);
-        if (tr_buf_append(o, fl, (size_t)n, SIZE_MAX) ||
-            tr_buf_append(o, at, len, SIZE_MAX) ||
-            tr_buf_append(o, "\r\n", 2, SIZE_MAX))
+    if (up->buffering) {
+        if (up->rbody.len + len <= req->buffer_response)
+            return tr_buf_append(&up->rbody, at, len, SIZE_MAX) ? -1 : 0;
+        if (flush_buffered(up) != 0)
             return -1;
-        return 0;
     }
-    return tr_buf_append(o, at, len, SIZE_MAX) ? -1 : 0;
+    return append_client_body(up, at, len);
 }
 
 static int
@@ -454,8 +522,22 @@ resp_on_message_complete(llhttp_t *p)
     if (!up->headers_done)
         return 0;  /* an interim response ended */
     up->message_done = true;
-    if (up->chunked_out && up->req && !up->req->client_gone &&
-        tr_buf_append(&up->out, "0\r\n\r\n", 5, SIZE_MAX))
+    tr_request *req = up->req;
+    if (!req || req->client_gone)
+        return HPE_PAUSED;
+    if (up->buffering) {
+        up->buffering = false;
+        if (finish_client_head(up, &up->rhead, up->rbody.len) != 0 ||
+            tr_buf_append(&up->out, up->rhead.data, up->rhead.len,
+                          SIZE_MAX) ||
+            tr_buf_append(&up->out, up->rbody.data, up->rbody.len,
+                          SIZE_MAX))
+            return -1;
+        up->rhead.len = up->rbody.len = 0;
+        return HPE_PAUSED;
+    }
+    if (up->chunked_out && tr_buf_append(&up->out, "0\r\n\r\n", 5,
+                                         SIZE_MAX))
         return -1;
     return HPE_PAUSED;
 }

@@ -1,7 +1,8 @@
 /*
  * The contract stages of the pipeline, one module each.  pipeline.c calls
- * them in the order SPEC.md fixes; each returns TR_NEXT, TR_AGAIN (it will
- * call tr_pipeline_continue) or TR_STOP (it answered).
+ * the tr_stage_* dispatchers (stage_contract.c) in the order SPEC.md
+ * fixes; they call the feature modules.  Each returns TR_NEXT, TR_AGAIN
+ * (it will call tr_pipeline_continue) or TR_STOP (it answered).
  */
 #ifndef TREATY_NET_STAGES_H
 #define TREATY_NET_STAGES_H
@@ -20,22 +21,65 @@ int tr_identity_append_upstream_headers(tr_request *req,
 /* stage_authorize.c: step 4. */
 tr_step tr_stage_authorize(tr_request *req);
 
-/* stage_contract.c: steps 5 to 9 and their bookkeeping. */
+/* stage_contract.c: the dispatchers of steps 5 to 11. */
 tr_step tr_stage_static_checks(tr_request *req);
 void tr_stage_body_buffered(tr_request *req);
 tr_step tr_stage_idem_lookup(tr_request *req);
 tr_step tr_stage_admit(tr_request *req);
 tr_step tr_stage_claim(tr_request *req);
 tr_step tr_stage_preconditions(tr_request *req);
+tr_step tr_stage_record_decision(tr_request *req);
 int tr_stage_append_response_headers(tr_request *req, tr_buf *b);
 void tr_stage_observe_response_body(tr_request *req, const char *p,
                                     size_t n);
-/* The client left during an asynchronous stage; true when the stage
- * took over finishing the request. */
 bool tr_stage_cancel(tr_request *req);
-/* Gives back whatever the stages hold (slots, locks, claims). */
 void tr_stage_release(tr_request *req);
-/* Step 11: the audit record. */
 void tr_stage_record(tr_request *req);
+
+/* ---- stage_budget.c: step 7 (and the replay charge of step 6). */
+tr_step tr_budget_admit(tr_request *req);
+/* One rate unit for a replayed outcome; TR_STOP when refused (429). */
+tr_step tr_budget_charge_replay(tr_request *req);
+/* A lost idempotency claim race: give back exactly what was charged. */
+void tr_budget_refund(tr_request *req);
+int tr_budget_response_headers(tr_request *req, tr_buf *b);
+bool tr_budget_cancel(tr_request *req);
+void tr_budget_release(tr_request *req);
+
+/* ---- stage_idempotency.c: steps 5 (key), 6 (lookup), 8 (claim), and
+ * storing the outcome when the request ends. */
+tr_step tr_idem_static_checks(tr_request *req);   /* may set buffer_body */
+void tr_idem_body_buffered(tr_request *req);      /* fingerprint */
+tr_step tr_idem_lookup_stage(tr_request *req);
+tr_step tr_idem_claim_stage(tr_request *req);
+int tr_idem_response_headers(tr_request *req, tr_buf *b);
+int tr_idem_upstream_headers(tr_request *req, tr_buf *b);
+void tr_idem_observe_body(tr_request *req, const char *p, size_t n);
+bool tr_idem_cancel(tr_request *req);
+void tr_idem_release(tr_request *req);           /* outcome, free */
+bool tr_idem_header_is_reserved(const tr_request *req, const tr_header *h);
+void tr_idem_observe_head(tr_request *req, int status, const tr_header *h,
+                          size_t n);
+
+/* ---- stage_preconditions.c: steps 5 (presence, 428) and 9. */
+tr_step tr_precond_static_checks(tr_request *req);
+tr_step tr_precond_stage(tr_request *req);
+int tr_precond_response_headers(tr_request *req, tr_buf *b);
+void tr_precond_observe_body(tr_request *req, const char *p, size_t n);
+void tr_precond_observe_head(tr_request *req, int status,
+                             const tr_header *h, size_t n);
+bool tr_precond_response_header_replaced(const tr_request *req,
+                                         const tr_header *h);
+bool tr_precond_cancel(tr_request *req);
+void tr_precond_release(tr_request *req);
+
+/* ---- stage_audit.c: the record written at the decision (durable before
+ * forwarding a mutating request) and completed at the end. */
+tr_step tr_audit_decision(tr_request *req);
+bool tr_audit_cancel(tr_request *req);
+void tr_audit_complete(tr_request *req);
+/* Mutating requests are refused (503) while the trail cannot take
+ * records: checked in step 5 so nothing is forwarded unrecorded. */
+tr_step tr_audit_admission_check(tr_request *req);
 
 #endif

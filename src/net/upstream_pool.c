@@ -90,6 +90,8 @@ up_on_close(uv_handle_t *h)
     tr_buf_free(&up->rbuf);
     tr_buf_free(&up->rhead);
     tr_buf_free(&up->out);
+    tr_buf_free(&up->whead);
+    tr_buf_free(&up->rbody);
     free(up);
     /* A slot opened up: a waiter may now connect. */
     pool_serve_waiters(pool);

@@ -233,10 +233,10 @@ cold_bucket_caps_verifications_per_second(void **state)
     for (int i = 0; i < 3; i++)
         assert_true(tr_token_cache_take_cold(c, t0));
     assert_false(tr_token_cache_take_cold(c, t0));
-    /* One third of a second buys one more, not two. */
+    /* A third of a second buys one more, not two. */
     assert_false(tr_token_cache_take_cold(c, t0 + s / 3 - 1));
-    assert_true(tr_token_cache_take_cold(c, t0 + s / 3));
-    assert_false(tr_token_cache_take_cold(c, t0 + s / 3));
+    assert_true(tr_token_cache_take_cold(c, t0 + s / 3 + 1));
+    assert_false(tr_token_cache_take_cold(c, t0 + s / 3 + 1));
     /* A long idle gap refills to the burst, no further. */
     for (int i = 0; i < 3; i++)
         assert_true(tr_token_cache_take_cold(c, t0 + 100 * s));
