@@ -133,6 +133,7 @@ struct tr_request {
     const char *precondition;   /* passed, missing, failed, cas_ok ... */
     const char *policy_rule;
     int token_status;           /* tr_token_status */
+    bool policy_shadow_deny;    /* shadow policy would have refused */
     bool is_agent;
     char stripped_headers[256]; /* client copies of identity headers */
     size_t stripped_len;

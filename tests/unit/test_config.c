@@ -209,11 +209,7 @@ duplicate_key_is_an_error_at_the_second_occurrence(void **state)
 static void
 duplicate_key_in_nested_mapping_names_its_path(void **state)
 {
-    const tr_config_error *e = expect_error(
-        BASE "    connect_timeout_ms: 5\n" ROUTE_OPEN, "upstreams.api",
-        "");
-    (void)e;
-    e = expect_error(BASE
+    const tr_config_error *e = expect_error(BASE
                      "routes:\n"
                      "  - name: r\n"
                      "    match: {path: /x, path: /y}\n"
@@ -221,7 +217,7 @@ duplicate_key_in_nested_mapping_names_its_path(void **state)
                      "    auth: none\n",
                      "routes[0].match.path", "duplicate key");
     assert_int_equal(e->line, 6);
-    assert_int_equal(e->column, 24);
+    assert_int_equal(e->column, 23);
 }
 
 static void
@@ -427,7 +423,7 @@ template_tie_is_an_error_naming_both_routes(void **state)
         "    auth: none\n",
         "routes[1].match.path", "ties with routes[0] ('one')");
     assert_int_equal(e->line, 10);
-    assert_int_equal(e->column, 34);
+    assert_int_equal(e->column, 35);
     assert_non_null(strstr(e->message, "/e/{key}"));
 }
 
@@ -480,7 +476,7 @@ static void
 upstream_url_is_split(void **state)
 {
     tr_config *cfg = load_ok("state_dir: /s\nupstreams:\n"
-                             "  a: {url: \"http://backend.local/api/v1/\"}\n"
+                             "  api: {url: \"http://backend.local/api/v1/\"}\n"
                              "  b: {url: \"http://[::1]:9000\"}\n"
                              ROUTE_OPEN);
     assert_string_equal(cfg->upstreams[0].host, "backend.local");
@@ -827,7 +823,7 @@ every_error_is_collected(void **state)
     assert_null(cfg);
     assert_true(errs.n >= 4);
     assert_non_null(find_error("bogus", "unknown key"));
-    assert_non_null(find_error("limits.header_count", "boolean"));
+    assert_non_null(find_error("limits.header_count", "decimal integer"));
     assert_non_null(find_error("upstreams.api.url", "https://"));
     assert_non_null(find_error("routes[0].upstream", "unknown upstream"));
     for (size_t i = 1; i < errs.n; i++)
@@ -842,7 +838,7 @@ errors_print_one_per_line(void **state)
     FILE *f;
 
     assert_null(load(BASE ROUTE_OPEN "limits: {header_count: 0}\n"
-                     "bad\x01key: 1\n"));
+                     "\"bad\\nkey\": 1\n"));
     f = open_memstream(&out, &len);
     assert_int_equal(tr_config_errors_print(&errs, f), (int)errs.n);
     fclose(f);
@@ -855,12 +851,24 @@ errors_print_one_per_line(void **state)
     free(out);
 }
 
+static const tr_config_error *
+find_message(const char *part)
+{
+    for (size_t i = 0; i < errs.n; i++)
+        if (strstr(errs.items[i].message, part) != NULL)
+            return &errs.items[i];
+    return NULL;
+}
+
 static void
 syntax_error_has_a_position(void **state)
 {
-    const tr_config_error *e = expect_error(BASE ROUTE_OPEN
-                                            "limits: {header_count: 5\n",
-                                            "", "YAML syntax error");
+    const tr_config_error *e;
+
+    assert_null(load(BASE ROUTE_OPEN "limits: {header_count: 5\n"));
+    assert_int_equal(errs.n, 1);
+    e = find_message("YAML syntax error");
+    assert_non_null(e);
     assert_true(e->line >= 9);
     assert_true(e->column >= 1);
 }
@@ -898,12 +906,7 @@ deep_nesting_is_refused(void **state)
     y[n] = '\0';
     tr_config_errors_clear(&errs);
     assert_null(tr_config_load_buffer("t.yaml", y, n, &errs));
-    assert_non_null(find_error("limits[0][0][0][0][0][0][0][0][0][0][0][0]"
-                               "[0][0][0][0][0][0][0][0][0][0][0][0][0][0]"
-                               "[0][0][0][0][0][0][0][0][0][0][0][0][0][0]"
-                               "[0][0][0][0][0][0][0][0][0][0][0][0][0][0]"
-                               "[0][0][0][0][0][0][0]",
-                               "nesting deeper than 64"));
+    assert_non_null(find_message("nesting deeper than 64 levels"));
 }
 
 static void
