@@ -322,6 +322,7 @@ mint(int argc, char **argv)
     char kid[256], *tok = NULL;
     size_t cap, pos = 0, n;
     uint8_t sig[64];
+    bool said = false;
     int rc = parse_opts(argc, argv, &o);
 
     if (rc >= 0)
@@ -329,8 +330,10 @@ mint(int argc, char **argv)
     rc = 1;
     if (json_array_size(o.aud) == 0)
         json_array_append_new(o.aud, json_string(DEFAULT_AUD));
-    if (!(pkey = load_key(o.dir, kid, sizeof(kid))))
+    if (!(pkey = load_key(o.dir, kid, sizeof(kid)))) {
+        said = true;
         goto out;
+    }
     header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", o.typ,
                        "kid", kid);
     payload = build_payload(&o, time(NULL));
@@ -349,7 +352,7 @@ mint(int argc, char **argv)
     printf("%s\n", tok);
     rc = 0;
 out:
-    if (rc == 1)
+    if (rc == 1 && !said)
         fprintf(stderr, "treaty token: cannot mint the token\n");
     free(tok);
     json_decref(header);

@@ -39,7 +39,7 @@ typedef enum {
     TR_P_POLICY_DENIED,          /* 403 default deny */
 
     TR_P_QUOTA_EXCEEDED,         /* 429 rate, quota, full queue */
-    TR_P_REDUCED_CAPACITY,       /* 503 queue timeout */
+    TR_P_REDUCED_CAPACITY,       /* 503 queue timeout, limiter full */
 
     TR_P_IDEM_KEY_INVALID,       /* 400 */
     TR_P_IDEM_KEY_REQUIRED,      /* 400 */

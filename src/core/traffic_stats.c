@@ -457,6 +457,11 @@ tr_traffic_add(tr_traffic *t, uint32_t idx, int64_t t_ns, int64_t dur_ns)
     if (t_ns < 0)
         t_ns = 0;
 
+    bool first = p->count == 0;
+    if (!first && t_ns < p->last_ns) {
+        p->late++;
+        t_ns = p->last_ns;
+    }
     if (!t->requests) {
         t->first_ns = t->last_ns = t_ns;
         t->origin_ns = t_ns - t_ns % NS_PER_S;
@@ -467,15 +472,10 @@ tr_traffic_add(tr_traffic *t, uint32_t idx, int64_t t_ns, int64_t dur_ns)
         t->last_ns = t_ns;
     t->requests++;
 
-    bool first = p->count == 0;
     if (first) {
         p->first_ns = t_ns;
         p->minute = t_ns / (60 * NS_PER_S);
     } else {
-        if (t_ns < p->last_ns) {
-            p->late++;
-            t_ns = p->last_ns;
-        }
         int64_t gap = t_ns - p->last_ns;
         double g = (double)gap / 1e9;
         p->n_gaps++;

@@ -5,6 +5,7 @@
 #include "core/verifier.h"
 #include "net/log.h"
 #include "net/services.h"
+#include "net/stage_budget.h"
 
 static bool
 keys_ready(void *ctx, const char **why)
@@ -54,12 +55,17 @@ tr_services_start(tr_services *svc, tr_server *srv)
     srv->svc = svc;
     if (start_identity(svc) != 0)
         return -1;
+    svc->budget = tr_budget_svc_start(srv);
+    if (!svc->budget)
+        return -1;
     return 0;
 }
 
 void
 tr_services_stop(tr_services *svc)
 {
+    tr_budget_svc_stop(svc->budget);
+    svc->budget = NULL;
     if (svc->verifier)
         tr_verifier_free(svc->verifier);
     svc->verifier = NULL;

@@ -11,10 +11,12 @@
 #include "net/gateway.h"
 
 struct tr_verifier;
+struct tr_budget_svc;
 
 typedef struct tr_services {
     tr_server *srv;
     struct tr_verifier *verifier;   /* NULL when no issuer is configured */
+    struct tr_budget_svc *budget;
     void *state_lock;
 } tr_services;
 

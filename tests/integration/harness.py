@@ -17,6 +17,7 @@ import base64
 import gzip as gzip_mod
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -352,8 +353,9 @@ class Treaty:
                 f"sanitizer report in treaty stderr:\n{err}")
 
     def log_lines(self):
-        """Structured log lines from stderr parsed as JSON (others skipped)."""
-        return _json_lines(self.stderr())
+        """treaty's structured log (stderr), one dict per line: JSON lines
+        or logfmt (`ts=... level=info event=x key="quoted value"`)."""
+        return _log_lines(self.stderr())
 
     def access_log_lines(self, wait_for=0, timeout=5.0):
         """The access log, one dict per JSON line.
@@ -417,7 +419,10 @@ def _top_level_keys(text):
     return keys
 
 
-def _json_lines(text):
+_LOGFMT = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def _log_lines(text):
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -426,22 +431,33 @@ def _json_lines(text):
                 out.append(json.loads(line))
             except ValueError:
                 pass
+            continue
+        pairs = _LOGFMT.findall(line)
+        if pairs:
+            rec = {}
+            for k, v in pairs:
+                if v.startswith('"'):
+                    try:
+                        v = json.loads(v)
+                    except ValueError:
+                        v = v[1:-1]
+                rec[k] = v
+            out.append(rec)
     return out
 
 
 def proxy_config(upstream_url, *, methods=None, path="/{rest...}",
                  auth="none", route_name="all", **top):
-    """A minimal config dict: one upstream `backend`, one route to it.
+    """A minimal config dict: one upstream `backend`, one route to it
+    (every method unless `methods` lists some).
 
     Extra keyword arguments become top-level keys (e.g. identity=...).
     Route fields beyond the basics: pass routes=[...] yourself.
     """
-    route = {"name": route_name,
-             "match": {"methods": methods or
-                       ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-                        "OPTIONS"],
-                       "path": path},
-             "upstream": "backend",
+    match = {"path": path}
+    if methods is not None:
+        match["methods"] = list(methods)
+    route = {"name": route_name, "match": match, "upstream": "backend",
              "auth": auth}
     cfg = {"upstreams": {"backend": {"url": upstream_url}},
            "routes": [route]}
@@ -1028,14 +1044,17 @@ def _act_claim(act):
 
 
 def mint_token(sub, act=None, scope=None, client=None, ttl=300, *,
-               binary=None, dev_keys=None, **claims):
+               binary=None, dev_keys=None, issuer=None, aud=None, typ=None,
+               **claims):
     """A token from `treaty token mint` (the real dev-key signer).
 
     act: a name or a list (current actor first); scope: a string or list;
-    other keyword arguments become `--claim k=v` (non-strings as JSON).
+    aud: a string or list; other keyword arguments become `--claim k=v`
+    for strings and `--claim-json k=JSON` otherwise (which also overrides
+    iat, exp, ...).  dev_keys defaults to examples/dev-keys.
     """
     cmd = [binary or treaty_binary(), "token", "mint", "--sub", sub,
-           "--ttl", str(ttl)]
+           "--ttl", str(ttl), "--dev-keys", str(dev_keys or DEV_KEYS)]
     if act is not None:
         cmd += ["--act", act if isinstance(act, str) else ",".join(act)]
     if scope is not None:
@@ -1043,11 +1062,17 @@ def mint_token(sub, act=None, scope=None, client=None, ttl=300, *,
                 " ".join(scope)]
     if client is not None:
         cmd += ["--client", client]
-    if dev_keys is not None:
-        cmd += ["--dev-keys", str(dev_keys)]
+    if issuer is not None:
+        cmd += ["--issuer", issuer]
+    for a in ([aud] if isinstance(aud, str) else aud or []):
+        cmd += ["--aud", a]
+    if typ is not None:
+        cmd += ["--typ", typ]
     for k, v in claims.items():
-        cmd += ["--claim",
-                f"{k}={v if isinstance(v, str) else json.dumps(v)}"]
+        if isinstance(v, str):
+            cmd += ["--claim", f"{k}={v}"]
+        else:
+            cmd += ["--claim-json", f"{k}={json.dumps(v)}"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
                          stdin=subprocess.DEVNULL)
     if res.returncode != 0:
@@ -1075,11 +1100,13 @@ def load_private_key(path=None):
 
 def dev_claims(sub, act=None, scope=None, client=None, ttl=300, now=None,
                iss=DEV_ISS, aud=DEV_AUD, **extra):
-    """The claims `treaty token mint` would put in, as a dict to tamper
-    with.  A value of None in `extra` removes that claim."""
+    """The claims `treaty token mint` puts in (iss sub aud iat exp jti,
+    then client_id, scope, act), as a dict to tamper with.  Keyword
+    arguments add claims (nbf=..., consent_id=...); a value of None
+    removes one (exp=None)."""
     now = int(time.time() if now is None else now)
-    c = {"iss": iss, "sub": sub, "aud": aud, "iat": now, "nbf": now,
-         "exp": now + ttl, "jti": b64url(os.urandom(12))}
+    c = {"iss": iss, "sub": sub, "aud": aud, "iat": now,
+         "exp": now + ttl, "jti": os.urandom(16).hex()}
     if act is not None:
         c["act"] = _act_claim(act)
     if scope is not None:
@@ -1127,7 +1154,7 @@ def _jws_signature(alg, key, signing_input):
     raise ValueError(f"unsupported alg {alg}")
 
 
-def jwt_sign(claims, *, key=None, alg="ES256", kid=DEV_KID, typ="JWT",
+def jwt_sign(claims, *, key=None, alg="ES256", kid=DEV_KID, typ="at+jwt",
              header=None, signature=None):
     """A compact JWS over exactly the bytes given, for crafting bad tokens.
 
@@ -1156,10 +1183,11 @@ def jwt_sign(claims, *, key=None, alg="ES256", kid=DEV_KID, typ="JWT",
 
 
 def py_mint(sub, act=None, scope=None, client=None, ttl=300, *, key=None,
-            alg="ES256", kid=DEV_KID, **extra):
-    """The pure-Python twin of mint_token (dev ES256 key by default)."""
+            alg="ES256", kid=DEV_KID, typ="at+jwt", **extra):
+    """The pure-Python twin of mint_token (dev ES256 key by default): same
+    header (alg, typ at+jwt, kid) and claims; `extra` as in dev_claims."""
     return jwt_sign(dev_claims(sub, act, scope, client, ttl, **extra),
-                    key=key, alg=alg, kid=kid)
+                    key=key, alg=alg, kid=kid, typ=typ)
 
 
 def bearer(token):

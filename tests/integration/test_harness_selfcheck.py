@@ -330,7 +330,7 @@ def test_py_mint_es256_verifies_with_pyjwt():
     tok = py_mint("alice", act=["planner", "worker-3"], scope="cal:read",
                   client="agent-app", key=key)
     head = jwt.get_unverified_header(tok)
-    assert head == {"alg": "ES256", "typ": "JWT",
+    assert head == {"alg": "ES256", "typ": "at+jwt",
                     "kid": harness.DEV_KID}
     claims = _verify(tok, key.public_key(), "ES256")
     assert claims["sub"] == "alice"
@@ -360,15 +360,17 @@ def test_jwt_sign_hs256_and_none_and_verbatim_json():
     assert _verify(tok, secret, "HS256")["sub"] == "bob"
     none = jwt_sign({"sub": "x"}, alg="none", kid=None)
     assert none.endswith(".")
-    assert jwt.get_unverified_header(none) == {"alg": "none", "typ": "JWT"}
+    assert jwt.get_unverified_header(none) == {"alg": "none",
+                                               "typ": "at+jwt"}
     dup = jwt_sign('{"sub":"a","sub":"b"}', key=secret, alg="HS256")
     assert harness.b64url_decode(dup.split(".")[1]) == \
         b'{"sub":"a","sub":"b"}'
 
 
 def test_dev_claims_none_removes_a_claim():
-    c = harness.dev_claims("a", exp=None, nbf=None, extra="x")
-    assert "exp" not in c and "nbf" not in c and c["extra"] == "x"
+    c = harness.dev_claims("a", exp=None, jti=None, nbf=5, extra="x")
+    assert "exp" not in c and "jti" not in c
+    assert c["nbf"] == 5 and c["extra"] == "x"
 
 
 def test_py_mint_with_the_dev_key_when_present():
@@ -522,3 +524,36 @@ def test_treaty_context_manager_stops(tmp_path, fake_treaty):
     assert not t.running
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_log_lines_parses_logfmt_and_json():
+    lines = harness._log_lines(
+        'ts=2026-01-01T00:00:00Z level=info event=listening port=80\n'
+        'not a log line\n'
+        '{"level": "warn", "event": "x"}\n'
+        'level=error event=upstream why="connect refused \\"x\\"" n=\n')
+    assert lines[0] == {"ts": "2026-01-01T00:00:00Z", "level": "info",
+                        "event": "listening", "port": "80"}
+    assert lines[1] == {"level": "warn", "event": "x"}
+    assert lines[2] == {"level": "error", "event": "upstream",
+                        "why": 'connect refused "x"', "n": ""}
+    assert len(lines) == 3
+
+
+def test_mint_token_cli_and_py_mint_agree(treaty_bin):
+    """The CLI signer (needs ./treaty) and the Python twin produce the same
+    header and claim names, and both verify with the dev public key."""
+    key = harness.load_private_key()
+    cli = harness.mint_token("alice", act=["planner", "w1"], scope="a b",
+                             client="app", ttl=120, consent_id="c1",
+                             depth=2)
+    py = py_mint("alice", act=["planner", "w1"], scope="a b", client="app",
+                 ttl=120, consent_id="c1", depth=2)
+    assert jwt.get_unverified_header(cli) == jwt.get_unverified_header(py)
+    c1 = _verify(cli, key.public_key(), "ES256")
+    c2 = _verify(py, key.public_key(), "ES256")
+    assert sorted(c1) == sorted(c2)
+    for k in ("iss", "sub", "aud", "scope", "client_id", "act",
+              "consent_id", "depth"):
+        assert c1[k] == c2[k], k
+    assert c1["exp"] - c1["iat"] == 120
