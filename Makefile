@@ -47,7 +47,7 @@ FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 
 TREATY = $(if $(filter 1,$(SAN)),$(BUILD)/treaty,treaty)
 
-.PHONY: all check unit integration san fuzz bench demo clean lint
+.PHONY: all check unit integration san fuzz bench demo clean lint deps
 
 all: $(TREATY)
 
@@ -82,7 +82,11 @@ unit: $(UNIT_BIN)
 integration: $(TREATY)
 	TREATY_BIN=$(abspath $(TREATY)) $(PYTHON) -m pytest -q tests/integration
 
-check: unit integration
+# `make check` works alone on a fresh machine: it installs what is missing
+# first (install-deps is quick when everything is there).
+check:
+	scripts/install-deps
+	$(MAKE) unit integration
 
 # The whole suite under ASan+UBSan.  Integration tests see
 # TREATY_SANITIZER=1 and skip their timing assertions.
@@ -109,6 +113,9 @@ fuzz:
 	        tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
 	    test $${PIPESTATUS[0]} = 0; \
 	done
+
+deps:
+	scripts/install-deps
 
 bench: $(TREATY)
 	bench/run

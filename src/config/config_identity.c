@@ -144,10 +144,21 @@ load_issuers(tr_cfgx *c, const tr_yaml_node *v)
         const tr_yaml_node *nn = tr_cfg_find(body, "name");
         if (!tr_cfg_name(c, nn, np, is->name))
             continue;
-        for (size_t j = 0; j < id->n_issuers; j++)
+        for (size_t j = 0; j < id->n_issuers; j++) {
             if (strcmp(id->issuers[j].name, is->name) == 0)
                 tr_cfg_error(c, nn, np, "issuer name '%s' is already used "
                              "by identity.issuers[%zu]", is->name, j);
+            /* One iss must map to one issuer, or a token's principal
+             * would depend on which entry is tried first. */
+            if (is->issuer != NULL && id->issuers[j].issuer != NULL &&
+                strcmp(id->issuers[j].issuer, is->issuer) == 0) {
+                char ip[TR_CFG_PATH_MAX];
+                tr_cfg_path_key(ip, kp, "issuer");
+                tr_cfg_error(c, tr_cfg_find(body, "issuer"), ip, "issuer "
+                             "'%s' is already configured by "
+                             "identity.issuers[%zu]", is->issuer, j);
+            }
+        }
         if (is->audiences.n == 0 &&
             tr_cfg_find(body, "audiences")->kind == TR_YAML_SEQ) {
             tr_cfg_path_key(np, kp, "audiences");
@@ -175,7 +186,7 @@ static const tr_field fields[] = {
     D("negative_cache_entries", TR_F_U32, negative_cache_entries, 0,
       10000000),
     D("negative_cache_s", TR_F_U32, negative_cache_s, 0, 3600),
-    D("cold_verify_per_s", TR_F_U32, cold_verify_per_s, 1, 1000000),
+    D("cold_verify_per_s", TR_F_U32, cold_verify_per_s, 0, 1000000),
     D("max_token_bytes", TR_F_U32, max_token_bytes, 256, 65536),
 };
 

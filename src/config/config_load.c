@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config/config_internal.h"
+#include "core/admission.h"
 
 /* The snapshot and the arena that owns everything in it; tr_config is
  * the first member so tr_config_free() can find the arena. */
@@ -70,6 +71,8 @@ set_defaults(tr_config *cfg)
     p->chain_header = "X-Delegation-Chain";
     p->class_header = "X-Caller-Class";
     p->txn_token_ttl_s = 300;
+    p->txn_token_issuer = "treaty";
+    p->txn_token_key_overlap_s = 86400;
 }
 
 static void
@@ -204,6 +207,16 @@ load_root(tr_cfgx *c, const tr_yaml_node *root)
         tr_cfg_load_audit(c, s.audit);
     if (s.propagation != NULL)
         tr_cfg_load_propagation(c, s.propagation);
+
+    /* What the limiter would refuse at start-up, `treaty check` reports
+     * now.  It assumes a snapshot without the errors above. */
+    if (tr_cfg_error_count(c) == 0) {
+        const char *why = tr_admission_config_error(cfg);
+        const tr_yaml_node *at = s.tools ? s.tools : s.quotas ? s.quotas
+                                         : s.budgets ? s.budgets : root;
+        if (why != NULL)
+            tr_cfg_error(c, at, "", "budgets, quotas and tools: %s", why);
+    }
 }
 
 static void

@@ -18,6 +18,9 @@ static const tr_field fields[] = {
     P("txn_token_ttl_s", TR_F_U32, txn_token_ttl_s, 1, 86400),
     P("txn_token_key_file", TR_F_STR, txn_token_key_file, 0, 0),
     P("txn_token_audience", TR_F_STR, txn_token_audience, 0, 0),
+    P("txn_token_issuer", TR_F_STR, txn_token_issuer, 0, 0),
+    P("txn_token_key_overlap_s", TR_F_U32, txn_token_key_overlap_s, 0,
+      31536000),
 };
 
 /* RFC 9110 token characters: a field name must be one. */

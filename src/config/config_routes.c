@@ -367,13 +367,12 @@ check_route(tr_cfgx *c, const tr_yaml_node *body, const char *kp,
                      "a parameter of path '%s'", r->policy.owner_param,
                      r->path);
     }
-    if (r->auth != TR_AUTH_NONE && cfg->identity.n_issuers == 0) {
-        const tr_yaml_node *at = tr_cfg_find(body, "auth");
+    /* Such a route could never admit anyone. */
+    if (r->auth == TR_AUTH_REQUIRED && cfg->identity.n_issuers == 0) {
         tr_cfg_path_key(p, kp, "auth");
-        tr_cfg_error(c, at == body ? body : at, p, "auth: %s needs an "
-                     "issuer under identity.issuers (or set auth: none)",
-                     r->auth == TR_AUTH_REQUIRED ? "required (the default)"
-                                                 : "optional");
+        tr_cfg_error(c, tr_cfg_find(body, "auth"), p, "auth: required (the "
+                     "default) needs an issuer under identity.issuers; set "
+                     "auth: none or optional for open routes");
     }
 }
 

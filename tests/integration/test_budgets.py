@@ -201,9 +201,11 @@ def rate_r(resp):
 
 def test_quota_refusal_charges_nothing_and_spares_other_tools(treaty,
                                                               backend):
+    # A slow refill (one unit per 10 s) so wall-clock time between the
+    # third and fourth request cannot return a unit and blur the check.
     cfg = budget_config(backend.url, routes=tool_routes(),
                         agent={"concurrency": 4, "queue": 4,
-                               "queue_timeout_ms": 2000, "rate": 10,
+                               "queue_timeout_ms": 2000, "rate": 0.1,
                                "burst": 20}, **EMAIL)
     t = treaty(cfg)
     h = bearer(agent_token())

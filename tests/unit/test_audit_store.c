@@ -41,7 +41,6 @@ static int
 teardown(void **state)
 {
     char cmd[300];
-
     int closed;
 
     /* Not UV_RUN_DEFAULT: after a failed assertion a store may still be
@@ -341,6 +340,7 @@ test_a_transaction_holds_at_most_512_records(void **state)
     tr_audit *a;
 
     c.flush_ms = 200; /* all 2000 are queued before the first batch */
+    c.backlog_max = 5000;
     a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
     assert_non_null(a);
     for (int i = 0; i < 2000; i++)

@@ -185,6 +185,8 @@ defaults_are_applied(void **state)
     assert_string_equal(cfg->propagation.chain_header,
                         "X-Delegation-Chain");
     assert_int_equal(cfg->propagation.txn_token_ttl_s, 300);
+    assert_string_equal(cfg->propagation.txn_token_issuer, "treaty");
+    assert_int_equal(cfg->propagation.txn_token_key_overlap_s, 86400);
     tr_config_free(cfg);
 }
 
@@ -408,6 +410,13 @@ charge_above_quota_limit_is_an_error(void **state)
 }
 
 static void
+what_the_limiter_refuses_is_reported(void **state)
+{
+    expect_error(BASE ROUTE_OPEN "quotas: {rate: {limit: 5, period_s: 60}}\n",
+                 "", "reserved");
+}
+
+static void
 template_tie_is_an_error_naming_both_routes(void **state)
 {
     const tr_config_error *e = expect_error(
@@ -539,6 +548,21 @@ trusted_proxies_are_cidrs(void **state)
     "      audiences: [gw]\n" extra
 
 static void
+issuer_names_and_values_are_unique(void **state)
+{
+    const char *two =
+        "    - {name: corp, issuer: \"https://idp.example/\", "
+        "audiences: [gw], algorithms: [HS256], hs256_secret_file: /k}\n";
+    char y[1024];
+
+    snprintf(y, sizeof(y), "%s%s", BASE ROUTE_OPEN
+             ISSUER("      algorithms: [HS256]\n"
+                    "      hs256_secret_file: /k\n"), two);
+    expect_error(y, "identity.issuers[1].name", "already used");
+    expect_error(y, "identity.issuers[1].issuer", "already configured");
+}
+
+static void
 hs256_needs_a_secret_file(void **state)
 {
     expect_error(BASE ROUTE_OPEN ISSUER("      algorithms: [HS256]\n"),
@@ -592,6 +616,11 @@ auth_required_needs_an_issuer(void **state)
     expect_error(BASE "routes:\n  - name: r\n    match: {path: /x}\n"
                       "    upstream: api\n",
                  "routes[0].auth", "needs an issuer");
+    tr_config *cfg = load_ok(BASE "routes:\n  - name: r\n    match: "
+                                  "{path: /x}\n    upstream: api\n"
+                                  "    auth: optional\n");
+    assert_int_equal(cfg->routes[0].auth, TR_AUTH_OPTIONAL);
+    tr_config_free(cfg);
 }
 
 static char *
@@ -990,6 +1019,7 @@ main(void)
         cmocka_unit_test(unknown_tool_and_quota_are_errors),
         cmocka_unit_test(tools_charge_quotas_by_index),
         cmocka_unit_test(charge_above_quota_limit_is_an_error),
+        cmocka_unit_test(what_the_limiter_refuses_is_reported),
         cmocka_unit_test(template_tie_is_an_error_naming_both_routes),
         cmocka_unit_test(same_template_with_disjoint_methods_loads),
         cmocka_unit_test(invalid_template_is_an_error),
@@ -997,6 +1027,7 @@ main(void)
         cmocka_unit_test(upstream_url_is_split),
         cmocka_unit_test(listen_and_admin_are_host_and_port),
         cmocka_unit_test(trusted_proxies_are_cidrs),
+        cmocka_unit_test(issuer_names_and_values_are_unique),
         cmocka_unit_test(hs256_needs_a_secret_file),
         cmocka_unit_test(issuer_algorithms_and_keys_are_checked),
         cmocka_unit_test(auth_required_needs_an_issuer),
