@@ -14,6 +14,7 @@ SIGTERM or SIGINT (or --max-seconds) ends it with a one-line summary.
 
 import argparse
 import errno
+import heapq
 import selectors
 import signal
 import socket
@@ -24,7 +25,7 @@ TRICKLE = b"X-Slow: " + b"a" * 64 + b"\r\n"
 
 
 class Conn:
-    __slots__ = ("sock", "src", "sent", "next_at", "connected")
+    __slots__ = ("sock", "src", "sent", "next_at", "connected", "gone")
 
 
 def main():
@@ -43,6 +44,9 @@ def main():
 
     sel = selectors.DefaultSelector()
     conns = {}
+    due = []            # heap of (next_at, seq, Conn): the next byte to send
+    seq = [0]
+    n_connected = [0]
     stats = {"opened": 0, "closed_by_server": 0, "connect_errors": 0,
              "bytes": 0}
     t0 = time.monotonic()
@@ -61,6 +65,7 @@ def main():
             return None
         c.sent = 0
         c.connected = False
+        c.gone = False
         # Spread the trickle so the writes do not come in bursts.
         c.next_at = time.monotonic() + a.interval * (i % 100) / 100
         sel.register(c.sock, selectors.EVENT_WRITE | selectors.EVENT_READ, c)
@@ -72,13 +77,16 @@ def main():
         sel.unregister(c.sock)
         del conns[c.sock.fileno()]
         c.sock.close()
+        c.gone = True
+        if c.connected:
+            n_connected[0] -= 1
 
     for i in range(a.count):
         open_one(i)
 
     while not stop and time.monotonic() - t0 < a.max_seconds:
-        now = time.monotonic()
-        for key, ev in sel.select(timeout=0.05):
+        wait = due[0][0] - time.monotonic() if due else 0.5
+        for key, ev in sel.select(timeout=min(0.5, max(0.005, wait))):
             c = key.data
             if ev & selectors.EVENT_READ:
                 try:
@@ -95,31 +103,38 @@ def main():
                     drop(c)
                     continue
                 c.connected = True
+                n_connected[0] += 1
                 c.sock.send(b"GET /slow HTTP/1.1\r\nHost: bench\r\n")
                 sel.modify(c.sock, selectors.EVENT_READ, c)
-        for c in list(conns.values()):
-            if c.connected and now >= c.next_at:
-                try:
-                    c.sock.send(TRICKLE[c.sent % len(TRICKLE):][:1])
-                    c.sent += 1
-                    stats["bytes"] += 1
-                except OSError:
-                    stats["closed_by_server"] += 1
-                    drop(c)
-                    continue
-                c.next_at = now + a.interval
+                seq[0] += 1
+                heapq.heappush(due, (c.next_at, seq[0], c))
+        now = time.monotonic()
+        while due and due[0][0] <= now:
+            _, _, c = heapq.heappop(due)
+            if c.gone:
+                continue
+            try:
+                c.sock.send(TRICKLE[c.sent % len(TRICKLE):][:1])
+                c.sent += 1
+                stats["bytes"] += 1
+            except OSError:
+                stats["closed_by_server"] += 1
+                drop(c)
+                continue
+            c.next_at = now + a.interval
+            seq[0] += 1
+            heapq.heappush(due, (c.next_at, seq[0], c))
         i = 0
         while len(conns) < a.count and not stop:
             if open_one(i) is None:
                 break
             i += 1
-        if not ready_written and a.ready and \
-                sum(1 for c in conns.values() if c.connected) >= a.count:
+        if not ready_written and a.ready and n_connected[0] >= a.count:
             with open(a.ready, "w") as f:
                 f.write("ready\n")
             ready_written = True
 
-    open_now = sum(1 for c in conns.values() if c.connected)
+    open_now = n_connected[0]
     print(f"slowloris: {a.count} wanted, {open_now} open at the end, "
           f"{stats['opened']} opened in all, "
           f"{stats['closed_by_server']} closed by the server, "

@@ -245,7 +245,15 @@ tr_jwt_parse(const tr_jwt_issuer *issuers, size_t n, size_t max_bytes,
     return TR_TOKEN_OK;
 fail:
     json_decref(header);
-    tr_jwt_clear(out);
+    {
+        /* The issuer of an unknown kid outlives the clear: the caller
+         * may ask that issuer's key source for fresh keys. */
+        size_t issuer = out->issuer;
+
+        tr_jwt_clear(out);
+        if (st == TR_TOKEN_UNKNOWN_KID)
+            out->issuer = issuer;
+    }
     return st;
 }
 

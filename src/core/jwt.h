@@ -57,8 +57,9 @@ typedef struct {
 } tr_jwt;
 
 /* Checks everything that needs no signature operation.  On TR_TOKEN_OK
- * *out holds the parsed token; otherwise *out is clear.  max_bytes caps
- * the token's length (0 means the default 8192). */
+ * *out holds the parsed token; otherwise *out is clear, except that on
+ * TR_TOKEN_UNKNOWN_KID out->issuer still names the token's issuer.
+ * max_bytes caps the token's length (0 means the default 8192). */
 tr_token_status tr_jwt_parse(const tr_jwt_issuer *issuers, size_t n,
                              size_t max_bytes, const char *token,
                              size_t len, tr_jwt *out);

@@ -143,6 +143,10 @@ struct tr_request {
     struct tr_idem_req *idem;
     struct tr_precond_req *precond;
     struct tr_audit_req *audit;
+    uint64_t audit_seq;          /* the DECISION record, when written */
+    bool audit_decision_written;
+    bool audit_waiting;          /* for the DECISION to be durable */
+    bool token_refused;          /* audited in aggregate, not per request */
     uint64_t bytes_out;
     bool head_sent;
     bool upstream_done;

@@ -12,16 +12,27 @@
 
 struct tr_verifier;
 struct tr_budget_svc;
+struct tr_audit;
+struct tr_state_dir;
+struct tr_idem_store;
 
 typedef struct tr_services {
     tr_server *srv;
     struct tr_verifier *verifier;   /* NULL when no issuer is configured */
     struct tr_budget_svc *budget;
-    void *state_lock;
+    struct tr_state_dir *state_dir;  /* locked for this process */
+    struct tr_audit *audit;          /* NULL when audit.enabled is off */
+    struct tr_idem_store *idem_store; /* NULL: no keyed route, or down */
 } tr_services;
 
 int tr_services_start(tr_services *svc, tr_server *srv);
 void tr_services_stop(tr_services *svc);
+
+/* stage_idempotency.c: the idempotency store, opened when a route uses
+ * keys (reopened in the background if it cannot be), its /readyz check
+ * and metrics; stopped before the state_dir lock goes. */
+int tr_idem_service_start(tr_services *svc);
+void tr_idem_service_stop(tr_services *svc);
 
 /* A refused token, for the aggregated audit record. */
 void tr_services_note_refused_token(tr_services *svc, tr_request *req,

@@ -49,7 +49,7 @@ tr_stage_preconditions(tr_request *req)
 tr_step
 tr_stage_record_decision(tr_request *req)
 {
-    return tr_audit_decision(req);
+    return tr_audit_record_decision(req);
 }
 
 int

@@ -114,7 +114,10 @@ tr_stage_enforce_auth(tr_request *req)
 
     req->decision = "deny";
     req->reason = name;
-    tr_services_note_refused_token(req->client->srv->svc, req, name);
+    if (st != TR_TOKEN_MISSING) {
+        req->token_refused = true;
+        tr_services_note_refused_token(req->client->srv->svc, req, name);
+    }
     if (kind == TR_P_TOKEN_MISSING || kind == TR_P_TOKEN_INVALID) {
         if (err)
             snprintf(hdr, sizeof(hdr),

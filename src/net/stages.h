@@ -75,7 +75,7 @@ void tr_precond_release(tr_request *req);
 
 /* ---- stage_audit.c: the record written at the decision (durable before
  * forwarding a mutating request) and completed at the end. */
-tr_step tr_audit_decision(tr_request *req);
+tr_step tr_audit_record_decision(tr_request *req);
 bool tr_audit_cancel(tr_request *req);
 void tr_audit_complete(tr_request *req);
 /* Mutating requests are refused (503) while the trail cannot take

@@ -8,6 +8,9 @@
  *
  *   at each decision, before forwarding or refusing:
  *       if (tr_audit_admit(a, mutating) < 0) -> 503 TR_P_AUDIT_UNAVAILABLE
+ *   identity fields: tr_audit_set_identity() (core/audit_identity.h);
+ *   stripped_headers: tr_audit_json_strings() (core/audit_chain.h);
+ *   config_hash: cfg->hash_hex.
  *   a refusal, a read, a replay, anything not a forwarded mutation:
  *       when the response is done, fill one record with every field
  *       (status, latency, bytes too) and tr_audit_write(a, &rec);
@@ -17,9 +20,12 @@
  *       status, seq) comes on the loop once the record is committed (or
  *       failed: status < 0 -> answer 503, never acknowledge).  Do not write
  *       the response head before cb said 0.  Waiting for cb before
- *       forwarding is stronger (no mutation runs unrecorded) and costs one
+ *       forwarding is stronger (no mutation runs unrecorded, and a failed
+ *       commit refuses a request the backend never saw) and costs one
  *       group commit; waiting only before the response head overlaps the
- *       commit with the upstream round trip.  Either satisfies SPEC.md.
+ *       commit with the upstream round trip, but then a failed commit
+ *       answers 503 for a mutation that did run.  Both satisfy SPEC.md;
+ *       we recommend waiting before forwarding.
  *       When the response is over: tr_audit_write_completion(a, seq, ...).
  *   a refused token (401 before identity):
  *       tr_audit_note_refused_token(a, now_ms, addr, reason) instead of a
@@ -111,10 +117,12 @@ int tr_audit_write_completion(tr_audit *a, uint64_t decision_seq,
 
 /*
  * Counts one refused token (bad signature, expired, unknown issuer...)
- * from client_addr in the window of now_ms (one second).  Windows are
+ * from client_addr in the one-second window of now_ms (wall clock, Unix
+ * ms, like record times).  Windows are
  * written as REFUSED_TOKENS rows when a later window starts, by a
  * once-a-second timer, and on close.  At most 256 (address, reason) pairs
- * per window; the rest are counted under address "*".
+ * per window; the rest are counted in one row with address and reason
+ * "*".  Claims of a refused token are never recorded here.
  */
 void tr_audit_note_refused_token(tr_audit *a, int64_t now_ms,
                                  const char *client_addr,

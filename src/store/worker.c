@@ -245,20 +245,32 @@ batch_failed(tr_worker *w, tr_job *batch, int rc)
                                                      : w->backoff_ms * 2;
 }
 
+/* Hands a whole committed batch to the loop: one lock, one wake-up
+ * (worker thread, mu not held). */
 static void
 batch_committed(tr_worker *w, tr_job *batch, size_t n)
 {
-    tr_job *next;
+    tr_job *tail = batch;
 
     atomic_fetch_add(&w->batches, 1);
     atomic_store(&w->available, true);
-    w->backoff_ms = w->opts.retry_ms;
     if (n > atomic_load(&w->max_batch))
         atomic_store(&w->max_batch, n);
-    for (tr_job *job = batch; job; job = next) {
-        next = job->next;
-        complete(w, job, job->status);
+    for (tr_job *job = batch; job; job = job->next) {
+        if (job->status < 0)
+            atomic_fetch_add(&w->jobs_failed, 1);
+        else
+            atomic_fetch_add(&w->jobs_done, 1);
+        tail = job;
     }
+    pthread_mutex_lock(&w->cmu);
+    if (w->ctail)
+        w->ctail->next = batch;
+    else
+        w->chead = batch;
+    w->ctail = tail;
+    pthread_mutex_unlock(&w->cmu);
+    uv_async_send(&w->async);
 }
 
 /* Detaches up to batch_max jobs from the queue head (mu held). */
@@ -336,12 +348,14 @@ thread_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         rc = run_batch(w, batch);
+        if (rc == 0)
+            batch_committed(w, batch, n);
 
         pthread_mutex_lock(&w->mu);
         if (rc != 0)
             batch_failed(w, batch, rc);
         else
-            batch_committed(w, batch, n);
+            w->backoff_ms = w->opts.retry_ms;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;

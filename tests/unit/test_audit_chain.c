@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "core/audit_chain.h"
+#include "core/audit_identity.h"
 
 static tr_audit_record
 sample(void)
@@ -305,6 +306,46 @@ test_kind_and_decision_names_round_trip(void **state)
     assert_int_equal(tr_audit_decision_parse("maybe"), -1);
 }
 
+static void
+test_identity_fills_principal_actor_chain_and_token_prefix(void **state)
+{
+    tr_identity id;
+    tr_audit_record r;
+    char *chain = NULL, hash[TR_AUDIT_TOKEN_HASH_HEX];
+
+    memset(&id, 0, sizeof(id));
+    memset(&r, 0, sizeof(r));
+    id.issuer_name = "corp";
+    id.sub = "alice";
+    id.actor = "agent:planner";
+    id.chain[0] = "agent:planner";
+    id.chain[1] = "agent:mailbot";
+    id.chain_len = 2;
+    id.client_id = "app";
+    id.jti = "j1";
+    for (int i = 0; i < 32; i++)
+        id.token_hash[i] = (uint8_t)(0xa0 + i);
+    assert_int_equal(tr_audit_set_identity(&r, &id, &chain, hash), 0);
+    assert_string_equal(r.principal_issuer, "corp");
+    assert_string_equal(r.principal_sub, "alice");
+    assert_string_equal(r.actor, "agent:planner");
+    assert_string_equal(r.delegation_chain,
+                        "[\"agent:planner\",\"agent:mailbot\"]");
+    assert_string_equal(r.client_id, "app");
+    assert_string_equal(r.token_id, "j1");
+    /* 16 bytes of the hash, never more: the token cannot be matched
+     * against other systems' full hashes. */
+    assert_string_equal(r.token_hash, "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+    assert_true(r.has_token_verified && r.token_verified);
+    free(chain);
+
+    id.chain_len = 0; /* a human request */
+    id.actor = "alice";
+    assert_int_equal(tr_audit_set_identity(&r, &id, &chain, hash), 0);
+    assert_string_equal(r.delegation_chain, "[]");
+    free(chain);
+}
+
 int
 main(void)
 {
@@ -321,6 +362,8 @@ main(void)
         cmocka_unit_test(test_json_strings_encode_and_refuse_bad_utf8),
         cmocka_unit_test(test_hex_round_trips_and_refuses_junk),
         cmocka_unit_test(test_kind_and_decision_names_round_trip),
+        cmocka_unit_test(
+            test_identity_fills_principal_actor_chain_and_token_prefix),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
