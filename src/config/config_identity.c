@@ -2,6 +2,10 @@
  * The `identity:` section: the token issuers treaty trusts (RFC 8725
  * rules: an explicit algorithm list per issuer, keys from a JWKS, HMAC
  * only with a secret file) and the verification caches.
+ *
+ * The loader checks key file names only (it also runs under the fuzzer);
+ * whether jwks_file and hs256_secret_file hold usable keys is checked by
+ * keys_load.c, which `treaty check` and `treaty serve` both call.
  */
 #include <string.h>
 #include <strings.h>
@@ -120,7 +124,8 @@ load_issuers(tr_cfgx *c, const tr_yaml_node *v)
     tr_identity_cfg *id = &c->cfg->identity;
     char kp[TR_CFG_PATH_MAX], np[TR_CFG_PATH_MAX];
 
-    if (!tr_cfg_expect(c, v, "identity.issuers", TR_YAML_SEQ))
+    if (!tr_cfg_expect(c, v, "identity.issuers", TR_YAML_SEQ) ||
+        !tr_cfg_max_entries(c, v, "identity.issuers", TR_CFG_MAX_NAMED))
         return;
     id->issuers = tr_arena_calloc(c->a, v->n, sizeof(tr_issuer_cfg));
     if (id->issuers == NULL)

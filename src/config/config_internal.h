@@ -85,6 +85,14 @@ bool tr_cfg_name(tr_cfgx *c, const tr_yaml_node *v, const char *path,
  * a walk; `map` itself when the key is absent. */
 const tr_yaml_node *tr_cfg_find(const tr_yaml_node *map, const char *key);
 
+/* A list or mapping of at most `max` entries; reports an error and
+ * returns false beyond it.  Bounds every per-entry check in the loader. */
+bool tr_cfg_max_entries(tr_cfgx *c, const tr_yaml_node *v, const char *path,
+                        size_t max);
+
+#define TR_CFG_MAX_ROUTES 10000
+#define TR_CFG_MAX_NAMED 1000   /* upstreams, quotas, tools, issuers */
+
 bool tr_cfg_expect(tr_cfgx *c, const tr_yaml_node *v, const char *path,
                    tr_yaml_kind kind);
 

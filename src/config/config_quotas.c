@@ -29,7 +29,8 @@ tr_cfg_load_quotas(tr_cfgx *c, const tr_yaml_node *v)
     tr_config *cfg = c->cfg;
     char kp[TR_CFG_PATH_MAX];
 
-    if (!tr_cfg_expect(c, v, "quotas", TR_YAML_MAP))
+    if (!tr_cfg_expect(c, v, "quotas", TR_YAML_MAP) ||
+        !tr_cfg_max_entries(c, v, "quotas", TR_CFG_MAX_NAMED))
         return;
     cfg->quotas = tr_arena_calloc(c->a, v->n, sizeof(tr_quota_cfg));
     if (cfg->quotas == NULL)
@@ -73,7 +74,8 @@ f_charges(tr_cfgx *c, const tr_yaml_node *v, const char *path, void *obj)
     const tr_config *cfg = c->cfg;
     char kp[TR_CFG_PATH_MAX], names[256];
 
-    if (!tr_cfg_expect(c, v, path, TR_YAML_MAP))
+    if (!tr_cfg_expect(c, v, path, TR_YAML_MAP) ||
+        !tr_cfg_max_entries(c, v, path, TR_CFG_MAX_NAMED))
         return;
     t->charges = tr_arena_calloc(c->a, v->n, sizeof(tr_tool_charge));
     if (t->charges == NULL)
@@ -123,7 +125,8 @@ tr_cfg_load_tools(tr_cfgx *c, const tr_yaml_node *v)
     tr_config *cfg = c->cfg;
     char kp[TR_CFG_PATH_MAX];
 
-    if (!tr_cfg_expect(c, v, "tools", TR_YAML_MAP))
+    if (!tr_cfg_expect(c, v, "tools", TR_YAML_MAP) ||
+        !tr_cfg_max_entries(c, v, "tools", TR_CFG_MAX_NAMED))
         return;
     cfg->tools = tr_arena_calloc(c->a, v->n, sizeof(tr_tool_cfg));
     if (cfg->tools == NULL)

@@ -445,6 +445,8 @@ tr_cfg_load_routes(tr_cfgx *c, const tr_yaml_node *v)
 
     if (!tr_cfg_expect(c, v, "routes", TR_YAML_SEQ))
         return;
+    if (!tr_cfg_max_entries(c, v, "routes", TR_CFG_MAX_ROUTES))
+        return;
     if (v->n == 0) {
         tr_cfg_error(c, v, "routes", "at least one route is needed");
         return;

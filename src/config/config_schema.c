@@ -103,6 +103,17 @@ tr_cfg_find(const tr_yaml_node *map, const char *key)
 }
 
 bool
+tr_cfg_max_entries(tr_cfgx *c, const tr_yaml_node *v, const char *path,
+                   size_t max)
+{
+    if (v->n <= max)
+        return true;
+    tr_cfg_error(c, v, path, "%zu entries; at most %zu are allowed", v->n,
+                 max);
+    return false;
+}
+
+bool
 tr_cfg_expect(tr_cfgx *c, const tr_yaml_node *v, const char *path,
               tr_yaml_kind kind)
 {

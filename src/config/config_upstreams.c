@@ -167,6 +167,8 @@ tr_cfg_load_upstreams(tr_cfgx *c, const tr_yaml_node *v)
 
     if (!tr_cfg_expect(c, v, "upstreams", TR_YAML_MAP))
         return;
+    if (!tr_cfg_max_entries(c, v, "upstreams", TR_CFG_MAX_NAMED))
+        return;
     if (v->n == 0) {
         tr_cfg_error(c, v, "upstreams", "at least one upstream is needed");
         return;

@@ -4,6 +4,11 @@
  * One pass over the bytes, left to right; the first violation decides the
  * reason.  The normaliser never reads back what it wrote, so it can also
  * run with no output buffer to check whether a path is already normal.
+ *
+ * Known shortcoming: a reserved character and its percent-encoding ("@"
+ * and "%40", ";" and "%3B") stay two spellings, as RFC 3986 §6.2.2.2
+ * requires; a backend that decodes them before routing sees one resource
+ * where treaty sees two.
  */
 #include <string.h>
 

@@ -18,6 +18,9 @@ struct tr_verifier {
     tr_jwt_issuer *issuers;
     size_t n;
     tr_token_cache *cache;
+    /* Issuer whose keys lacked the kid of the last token checked (cold
+     * path only); SIZE_MAX otherwise. */
+    size_t unknown_kid_issuer;
 };
 
 static void
@@ -88,6 +91,7 @@ tr_verifier_new(const tr_identity_cfg *cfg, uint64_t hash_seed, char *err,
     }
     v->cfg = cfg;
     v->n = cfg->n_issuers;
+    v->unknown_kid_issuer = SIZE_MAX;
     v->issuers = calloc(v->n ? v->n : 1, sizeof(tr_jwt_issuer));
     v->crypto = tr_jwt_crypto_new();
     v->cache = tr_token_cache_new(cfg->token_cache_entries,
@@ -217,6 +221,8 @@ verify_cold(tr_verifier *v, const char *token, size_t len,
 
     st = tr_jwt_parse(v->issuers, v->n, v->cfg->max_token_bytes, token, len,
                       &t);
+    if (st == TR_TOKEN_UNKNOWN_KID)
+        v->unknown_kid_issuer = t.issuer;
     if (st != TR_TOKEN_OK)
         goto refused;
     /* Only tokens that survived the cheap checks spend the budget. */
@@ -252,6 +258,7 @@ tr_verifier_check_token(tr_verifier *v, const char *token, size_t len,
     tr_token_status st;
 
     *out = NULL;
+    v->unknown_kid_issuer = SIZE_MAX;
     if (len == 0)
         return TR_TOKEN_MALFORMED;
     /* Before hashing: an oversized token costs nothing more. */
@@ -276,6 +283,7 @@ tr_verifier_check(tr_verifier *v, const char *authz, size_t len,
     size_t i = 6;
 
     *out = NULL;
+    v->unknown_kid_issuer = SIZE_MAX;
     if (!authz)
         return TR_TOKEN_MISSING;
     /* RFC 7235 §2.1: the scheme is case-insensitive; RFC 6750 §2.1:
@@ -289,6 +297,15 @@ tr_verifier_check(tr_verifier *v, const char *authz, size_t len,
         return TR_TOKEN_MALFORMED;
     return tr_verifier_check_token(v, authz + i, len - i, now_s, now_ns,
                                    out);
+}
+
+bool
+tr_verifier_unknown_kid_issuer(const tr_verifier *v, size_t *issuer)
+{
+    if (v->unknown_kid_issuer >= v->n)
+        return false;
+    *issuer = v->unknown_kid_issuer;
+    return true;
 }
 
 void

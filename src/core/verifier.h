@@ -68,4 +68,11 @@ tr_token_status tr_verifier_check_token(tr_verifier *v, const char *token,
 
 void tr_verifier_get_stats(const tr_verifier *v, tr_token_cache_stats *out);
 
+/* After a check that answered TR_TOKEN_UNKNOWN_KID: true, with the index
+ * of the issuer whose key set lacks the token's kid in *issuer, so the
+ * caller can ask that issuer's JWKS source for fresh keys.  False after
+ * any other answer, and after a refusal served from the negative cache
+ * (which does not remember the issuer). */
+bool tr_verifier_unknown_kid_issuer(const tr_verifier *v, size_t *issuer);
+
 #endif

@@ -175,6 +175,9 @@ tr_server_listen(tr_server *srv)
     const tr_config *cfg = srv->cfg;
 
     signal(SIGPIPE, SIG_IGN);
+    /* A full file-size limit must surface as a store error (503s, then
+     * recovery), not kill the gateway. */
+    signal(SIGXFSZ, SIG_IGN);
     if (tr_listen_on(srv, &srv->listener, cfg->listen_host, cfg->listen_port,
                      on_connection) != 0)
         return -1;

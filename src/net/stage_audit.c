@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/audit_identity.h"
 #include "core/audit_record.h"
 #include "net/log.h"
 #include "net/services.h"
@@ -44,20 +45,6 @@ decision_of(const tr_request *req)
 }
 
 static char *
-chain_json(const tr_request *req)
-{
-    const tr_identity *id = req->identity;
-    if (!id)
-        return NULL;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < id->chain_len; i++)
-        json_array_append_new(arr, json_string(id->chain[i]));
-    char *s = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    return s;
-}
-
-static char *
 stripped_json(const tr_request *req)
 {
     if (!req->stripped_len)
@@ -78,32 +65,15 @@ stripped_json(const tr_request *req)
 /* Fills rec from the request; *chain and *stripped must be freed. */
 static void
 fill(const tr_request *req, tr_audit_record *rec, char **chain,
-     char **stripped, char token_hash[2 * TR_AUDIT_TOKEN_HASH_BYTES + 1])
+     char **stripped, char token_hash[TR_AUDIT_TOKEN_HASH_HEX])
 {
-    static const char hexd[] = "0123456789abcdef";
-    const tr_identity *id = req->identity;
-
     memset(rec, 0, sizeof(*rec));
     rec->time_ms = req->start_ms_wall;
     rec->request_id = req->id;
     rec->client_addr = req->client_addr;
-    if (id) {
-        rec->principal_issuer = id->issuer_name;
-        rec->principal_sub = id->sub;
-        rec->actor = id->actor;
-        rec->client_id = id->client_id;
-        rec->token_id = id->jti;
-        for (int i = 0; i < TR_AUDIT_TOKEN_HASH_BYTES; i++) {
-            token_hash[2 * i] = hexd[id->token_hash[i] >> 4];
-            token_hash[2 * i + 1] = hexd[id->token_hash[i] & 15];
-        }
-        token_hash[2 * TR_AUDIT_TOKEN_HASH_BYTES] = '\0';
-        rec->token_hash = token_hash;
-        rec->has_token_verified = true;
-        rec->token_verified = true;
-    }
-    *chain = chain_json(req);
-    rec->delegation_chain = *chain;
+    *chain = NULL;
+    if (req->identity)
+        tr_audit_set_identity(rec, req->identity, chain, token_hash);
     *stripped = stripped_json(req);
     rec->stripped_headers = *stripped;
     rec->route = req->route ? req->route->name : NULL;
@@ -186,7 +156,7 @@ tr_audit_record_decision(tr_request *req)
         return TR_NEXT;
 
     tr_audit_record rec;
-    char *chain, *stripped, th[2 * TR_AUDIT_TOKEN_HASH_BYTES + 1];
+    char *chain, *stripped, th[TR_AUDIT_TOKEN_HASH_HEX];
     req->decision = "allow";
     fill(req, &rec, &chain, &stripped, th);
     rec.kind = TR_AUDIT_DECISION;
@@ -233,7 +203,7 @@ tr_audit_complete(tr_request *req)
         return;  /* aggregated by tr_services_note_refused_token */
 
     tr_audit_record rec;
-    char *chain, *stripped, th[2 * TR_AUDIT_TOKEN_HASH_BYTES + 1];
+    char *chain, *stripped, th[TR_AUDIT_TOKEN_HASH_HEX];
     fill(req, &rec, &chain, &stripped, th);
     rec.kind = TR_AUDIT_REQUEST;
     rec.has_status = true;

@@ -100,7 +100,7 @@ tr_stage_release(tr_request *req)
 {
     tr_budget_release(req);
     tr_precond_release(req);
-    tr_idem_release(req);
+    tr_idem_stage_release(req);
     if (req->identity) {
         tr_identity_unref(req->identity);
         req->identity = NULL;

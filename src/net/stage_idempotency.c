@@ -16,7 +16,7 @@
  *
  * Per-request state (struct tr_idem_req) exists only for keyed requests.
  * It is reference counted: the request holds one reference until
- * tr_idem_release, every store job in flight one, the timer handle one
+ * tr_idem_stage_release, every store job in flight one, the timer handle one
  * until its close callback.  A store callback that finds the request gone
  * only drops its reference, so a tr_request reused for the next request
  * on the connection is never touched by a late callback.
@@ -664,7 +664,7 @@ on_claim(void *arg, int status, bool won, tr_idem_stored *rec)
         g.n.claims++;
         st->phase = PH_CLAIMED;
         if (st->cancelled || req->client_gone) {
-            /* Nothing was forwarded: tr_idem_release gives it back. */
+            /* Nothing was forwarded: tr_idem_stage_release gives it back. */
             finish_abandoned(req);
             return;
         }
@@ -931,7 +931,7 @@ write_outcome(tr_request *req, struct tr_idem_req *st)
 }
 
 void
-tr_idem_release(tr_request *req)
+tr_idem_stage_release(tr_request *req)
 {
     struct tr_idem_req *st = req->idem;
 

@@ -56,7 +56,7 @@ int tr_idem_response_headers(tr_request *req, tr_buf *b);
 int tr_idem_upstream_headers(tr_request *req, tr_buf *b);
 void tr_idem_observe_body(tr_request *req, const char *p, size_t n);
 bool tr_idem_cancel(tr_request *req);
-void tr_idem_release(tr_request *req);           /* outcome, free */
+void tr_idem_stage_release(tr_request *req);     /* outcome, free */
 bool tr_idem_header_is_reserved(const tr_request *req, const tr_header *h);
 void tr_idem_observe_head(tr_request *req, int status, const tr_header *h,
                           size_t n);
