@@ -9,7 +9,9 @@
  */
 #include "net/jwks_fetcher.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,7 @@ typedef struct {
     uint64_t fetch_start_ns;
     bool fetch_is_refetch;
     size_t n_keys;             /* in service */
+    uint8_t fingerprint[32];   /* of the set in service, when n_keys */
     uint64_t fetches, failures, refetches, refetches_refused;
     uint64_t held_total, withdrawals;
 } jwks_src;
@@ -320,11 +323,14 @@ handle_result(jwks_src *s, fetch_result *r)
         ok = false;
     }
     if (ok) {
-        bool changed = s->n_keys != tr_keyset_count(r->ks) ||
-                       tr_jwks_refresh_state(&s->sched, now) == TR_JWKS_NONE;
+        bool changed = s->n_keys == 0 ||
+                       memcmp(s->fingerprint, tr_keyset_fingerprint(r->ks),
+                              sizeof(s->fingerprint)) != 0;
 
         tr_verifier_set_keys(f->v, s->issuer, r->ks);
         s->n_keys = tr_keyset_count(r->ks);
+        memcpy(s->fingerprint, tr_keyset_fingerprint(r->ks),
+               sizeof(s->fingerprint));
         log_fetched(s, r, changed);
         if (tr_keyset_has_dev_key(r->ks))
             tr_log(TR_LOG_WARN, "dev_keys_in_use",
@@ -469,6 +475,8 @@ emit(tr_buf *out, const char *fmt, ...)
                       SIZE_MAX);
 }
 
+/* One counter family; `offset` locates the uint64_t field in jwks_src,
+ * so the six families share this loop. */
 static void
 render_counter(const tr_jwks_fetcher *f, tr_buf *out, const char *name,
                const char *help, size_t offset)

@@ -200,6 +200,14 @@ stage_route(tr_request *req)
                            NULL);
         return TR_STOP;
     }
+    if (t.asterisk) {
+        /* OPTIONS * asks about the server, not a resource: treaty answers
+         * it itself rather than picking an upstream. */
+        tr_respond_simple(req, 204, "text/plain",
+                          "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, "
+                          "OPTIONS\r\n", "", 0);
+        return TR_STOP;
+    }
     req->path_len = t.path_len;
     if (t.path != req->path) {
         /* Asterisk-form points at a constant. */

@@ -76,15 +76,19 @@ tr_respond_simple(tr_request *req, int status, const char *ctype,
         req->keep_alive = false;
     bool head_only = req->method_bit == TR_M_HEAD;
 
+    /* 204 carries no body and so no Content-Length (RFC 9110 §8.6). */
+    char cl[48] = "";
+    if (status != 204)
+        snprintf(cl, sizeof(cl), "Content-Type: %s\r\n"
+                 "Content-Length: %zu\r\n", ctype, body_len);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\n"
                      "Date: %s\r\n"
-                     "Content-Type: %s\r\n"
-                     "Content-Length: %zu\r\n"
+                     "%s"
                      "X-Request-Id: %s\r\n"
                      "%s%s",
                      status, tr_status_reason(status), tr_http_date_now(),
-                     ctype, body_len, req->id[0] ? req->id : "-",
+                     cl, req->id[0] ? req->id : "-",
                      extra_headers ? extra_headers : "",
                      req->keep_alive ? "" : "Connection: close\r\n");
     if (n < 0 || (size_t)n >= sizeof(head) - 2) {

@@ -3,9 +3,11 @@
 
 #include "config/keys_load.h"
 #include "core/verifier.h"
+#include "net/jwks_fetcher.h"
 #include "net/log.h"
 #include "net/services.h"
 #include "net/stage_budget.h"
+#include "net/txn_tokens.h"
 #include "store/audit_store.h"
 #include "store/state_dir.h"
 
@@ -138,6 +140,10 @@ tr_services_start(tr_services *svc, tr_server *srv)
         return -1;
     if (start_identity(svc) != 0)
         return -1;
+    if (tr_jwks_fetcher_start(srv, svc->verifier, &svc->jwks) != 0)
+        return -1;
+    if (tr_txn_tokens_start(srv, &svc->txn) != 0)
+        return -1;
     if (tr_idem_service_start(svc) != 0)
         return -1;
     svc->budget = tr_budget_svc_start(srv);
@@ -149,6 +155,10 @@ tr_services_start(tr_services *svc, tr_server *srv)
 void
 tr_services_stop(tr_services *svc)
 {
+    tr_jwks_fetcher_stop(svc->jwks);
+    svc->jwks = NULL;
+    tr_txn_tokens_stop(svc->txn);
+    svc->txn = NULL;
     tr_budget_svc_stop(svc->budget);
     svc->budget = NULL;
     tr_idem_service_stop(svc);
@@ -171,10 +181,4 @@ tr_services_note_refused_token(tr_services *svc, tr_request *req,
     if (svc && svc->audit)
         tr_audit_note_refused_token(svc->audit, tr_wall_ms(),
                                     req->client_addr, reason);
-}
-
-int
-tr_services_append_txn_token(tr_services *svc, tr_request *req, tr_buf *b)
-{
-    return 0;
 }

@@ -15,6 +15,8 @@ struct tr_budget_svc;
 struct tr_audit;
 struct tr_state_dir;
 struct tr_idem_store;
+struct tr_jwks_fetcher;
+struct tr_txn_tokens;
 
 typedef struct tr_services {
     tr_server *srv;
@@ -23,6 +25,8 @@ typedef struct tr_services {
     struct tr_state_dir *state_dir;  /* locked for this process */
     struct tr_audit *audit;          /* NULL when audit.enabled is off */
     struct tr_idem_store *idem_store; /* NULL: no keyed route, or down */
+    struct tr_jwks_fetcher *jwks;    /* NULL: no issuer has a jwks_url */
+    struct tr_txn_tokens *txn;       /* NULL: propagation.txn_token off */
 } tr_services;
 
 int tr_services_start(tr_services *svc, tr_server *srv);
@@ -38,7 +42,8 @@ void tr_idem_service_stop(tr_services *svc);
 void tr_services_note_refused_token(tr_services *svc, tr_request *req,
                                     const char *reason);
 
-/* Txn-Token towards the upstream, when propagation.txn_token is on. */
+/* Txn-Token towards the upstream, when propagation.txn_token is on
+ * (txn_tokens.c). */
 int tr_services_append_txn_token(tr_services *svc, tr_request *req,
                                  tr_buf *b);
 

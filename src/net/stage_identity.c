@@ -15,6 +15,7 @@
 #include "core/identity.h"
 #include "core/propagation.h"
 #include "core/verifier.h"
+#include "net/jwks_fetcher.h"
 #include "net/log.h"
 #include "net/services.h"
 #include "net/stages.h"
@@ -43,6 +44,9 @@ tr_stage_identify(tr_request *req)
     const tr_header *authz = NULL;
     size_t n_authz = 0;
 
+    /* This stage runs again after a JWKS refetch: start the list over. */
+    req->stripped_len = 0;
+    req->stripped_headers[0] = '\0';
     for (size_t i = 0; i < req->n_headers; i++) {
         const tr_header *h = &req->headers[i];
         if (tr_head_name_is(h, "authorization")) {
@@ -68,6 +72,15 @@ tr_stage_identify(tr_request *req)
     req->token_status = tr_verifier_check(
         svc->verifier, authz ? authz->value : NULL,
         authz ? authz->value_len : 0, ts.tv_sec, tr_now_ns(), &id);
+    if (req->token_status == TR_TOKEN_UNKNOWN_KID) {
+        size_t issuer;
+
+        /* The issuer may have rotated its keys: wait for one refetch
+         * (rate-limited), then this stage runs again. */
+        if (tr_verifier_unknown_kid_issuer(svc->verifier, &issuer) &&
+            tr_jwks_fetcher_unknown_kid(svc->jwks, issuer, req))
+            return TR_AGAIN;
+    }
     if (req->token_status != TR_TOKEN_OK)
         return TR_NEXT;
 

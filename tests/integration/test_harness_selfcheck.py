@@ -557,3 +557,13 @@ def test_mint_token_cli_and_py_mint_agree(treaty_bin):
               "consent_id", "depth"):
         assert c1[k] == c2[k], k
     assert c1["exp"] - c1["iat"] == 120
+
+
+def test_backend_keeps_handler_errors_for_the_test(backend):
+    raw = raw_request(backend.host, backend.port,
+                      b"POST /bad HTTP/1.1\r\nHost: b\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert raw == b""
+    harness.wait_until(lambda: backend.errors, 5, "a recorded error")
+    assert "ValueError" in backend.errors[0]
+    assert backend.count() == 0

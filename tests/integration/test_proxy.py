@@ -369,3 +369,13 @@ def test_connection_cap_per_client_address(treaty, backend):
     # Freed slots are usable again.
     harness.wait_until(lambda: t.request("GET", "/x").status_code == 200,
                        timeout=5)
+
+
+def test_options_asterisk_answered_by_gateway(treaty, backend):
+    t = treaty(proxy_config(backend.url))
+    data = raw_request(t.host, t.port,
+                       b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = parse_responses(data)[0]
+    assert r.status == 204
+    assert "GET" in r.headers["allow"]
+    assert backend.count() == 0
