@@ -77,7 +77,7 @@ tr_respond_simple(tr_request *req, int status, const char *ctype,
     bool head_only = req->method_bit == TR_M_HEAD;
 
     /* 204 carries no body and so no Content-Length (RFC 9110 §8.6). */
-    char cl[48] = "";
+    char cl[160] = "";
     if (status != 204)
         snprintf(cl, sizeof(cl), "Content-Type: %s\r\n"
                  "Content-Length: %zu\r\n", ctype, body_len);

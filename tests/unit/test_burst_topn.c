@@ -294,6 +294,80 @@ empty_table_iterates_nothing(void **state)
     tr_burst_topn_free(tn);
 }
 
+static void
+entering_mid_burst_carries_the_sketch_estimate(void **state)
+{
+    tr_burst_topn *tn = make(2, 0);
+    /* Two followed principals with bursts of 3. */
+    for (int i = 0; i < 3; i++) {
+        obs(tn, "a", NS + (uint64_t)i * MS, 1);
+        obs(tn, "b", NS + (uint64_t)i * MS, 1);
+    }
+    /* "c" bursts 10 requests: it can only enter once the sketch says
+     * its run (4) beats the lowest score (3). */
+    for (int i = 0; i < 10; i++)
+        obs(tn, "c", 10 * NS + (uint64_t)i * MS, 1);
+    tr_burst_topn_entry e[2];
+    assert_int_equal(tr_burst_topn_top(tn, 10 * NS + 9 * MS, e, 2), 2);
+    assert_true(entry_is(&e[0], "c"));
+    assert_int_equal(e[0].burst_max, 10);
+    assert_int_equal(e[0].burst_error, 3);
+    assert_int_equal(e[0].requests, 7);
+    tr_burst_topn_free(tn);
+}
+
+static void
+lone_requests_do_not_evict_decayed_principals(void **state)
+{
+    tr_burst_topn *tn = make(1, 60 * NS);
+    obs(tn, "a", NS, 1);
+    obs(tn, "a", NS + MS, 1);
+    /* An hour later "a" scores 2 / 2^60: still a lone request is no
+     * reason to replace it. */
+    obs(tn, "z", 3600 * NS, 1);
+    tr_burst_topn_entry e[1];
+    tr_burst_topn_top(tn, 3600 * NS, e, 1);
+    assert_true(entry_is(&e[0], "a"));
+    assert_true(e[0].score < 1e-12);
+    /* A second request 1 ms later makes it a burst: now it enters. */
+    obs(tn, "z", 3600 * NS + MS, 1);
+    tr_burst_topn_top(tn, 3600 * NS + MS, e, 1);
+    assert_true(entry_is(&e[0], "z"));
+    tr_burst_topn_free(tn);
+}
+
+static void
+index_survives_thousands_of_evictions(void **state)
+{
+    tr_burst_topn *tn = make(8, 0);
+    char key[24];
+    uint64_t t = NS;
+    for (int round = 0; round < 3000; round++) {
+        int n = snprintf(key, sizeof(key), "r%d", round);
+        /* Growing bursts: every round evicts the lowest. */
+        for (int i = 0; i < round / 4 + 3; i++)
+            tr_burst_topn_observe(tn, key, (size_t)n, t + (uint64_t)i, 1);
+        t += 10 * NS;
+        if (round % 7)
+            continue;
+        /* Every followed key must still be found on its slot. */
+        tr_burst_topn_stats st0, st1;
+        tr_burst_topn_stats_get(tn, &st0);
+        tr_burst_topn_entry e[8];
+        size_t k = tr_burst_topn_top(tn, t, e, 8);
+        for (size_t j = 0; j < k; j++)
+            tr_burst_topn_observe(tn, e[j].key, e[j].key_len, t, 1);
+        tr_burst_topn_stats_get(tn, &st1);
+        assert_int_equal(st1.admitted, st0.admitted);
+        assert_int_equal(st1.followed, k);
+        t += 10 * NS;
+    }
+    tr_burst_topn_stats st;
+    tr_burst_topn_stats_get(tn, &st);
+    assert_true(st.evicted > 500);
+    tr_burst_topn_free(tn);
+}
+
 int
 main(void)
 {
@@ -308,6 +382,9 @@ main(void)
         cmocka_unit_test(evictions_keep_every_followed_key_findable),
         cmocka_unit_test(long_keys_are_kept_truncated_and_told_apart),
         cmocka_unit_test(empty_table_iterates_nothing),
+        cmocka_unit_test(entering_mid_burst_carries_the_sketch_estimate),
+        cmocka_unit_test(lone_requests_do_not_evict_decayed_principals),
+        cmocka_unit_test(index_survives_thousands_of_evictions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
