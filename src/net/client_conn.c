@@ -7,6 +7,7 @@
  * parsed request stays valid for the request's whole life while c->in is
  * compacted and refilled with body bytes and pipelined requests.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -576,6 +577,17 @@ refuse_head(tr_client *c, tr_problem_kind kind, const char *detail)
     tr_respond_problem(req, kind, detail, NULL);
 }
 
+void
+tr_request_reset(tr_request *req)
+{
+    memset(req, 0, offsetof(tr_request, headers));
+    req->budget.have_decision = false;
+    req->budget.active = false;
+    req->budget.queued = false;
+    req->budget.qprev = req->budget.qnext = NULL;
+    req->body.len = 0;
+}
+
 static const char *
 find_head_end(const char *p, size_t len)
 {
@@ -647,11 +659,7 @@ begin_request(tr_client *c)
     }
     c->in_off += blen;
 
-    /* The body buffer's memory is kept for the next request. */
-    tr_buf saved_body = req->body;
-    memset(req, 0, sizeof(*req));
-    req->body = saved_body;
-    req->body.len = 0;
+    tr_request_reset(req);
     c->body_flowing = false;
     c->chunk_ext_exceeded = false;
     c->chunk_ext_bytes = 0;

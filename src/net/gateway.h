@@ -93,8 +93,7 @@ struct tr_request {
     uint32_t method_bit;
     const char *target;
     size_t target_len;
-    tr_header headers[TR_MAX_HEADERS_HARD];
-    size_t n_headers;
+    size_t n_headers;           /* in headers[], at the end */
     bool http11;
     bool keep_alive;            /* client asked for it and we agree */
     bool expect_continue;
@@ -103,8 +102,7 @@ struct tr_request {
     uint64_t content_length;    /* when !chunked_in */
     uint64_t body_received;
 
-    /* Normalised target. */
-    char path[4096];
+    /* Normalised target (path[] at the end). */
     size_t path_len;
     const char *query;          /* into target, after '?' */
     size_t query_len;
@@ -138,8 +136,7 @@ struct tr_request {
     char stripped_headers[256]; /* client copies of identity headers */
     size_t stripped_len;
 
-    /* Contract stages' own state (net/stage_*.c). */
-    tr_budget_req budget;
+    /* Contract stages' own state (net/stage_*.c); budget at the end. */
     struct tr_idem_req *idem;
     struct tr_precond_req *precond;
     struct tr_audit_req *audit;
@@ -155,7 +152,6 @@ struct tr_request {
 
     /* Body handling. */
     bool buffer_body;           /* keep the whole body (fingerprint) */
-    tr_buf body;                /* when buffer_body */
 
     /* Upstream. */
     tr_pool *pool;
@@ -175,6 +171,15 @@ struct tr_request {
     size_t buffer_response;     /* >0: hold up to this many body bytes so
                                    fields can depend on the whole body */
     uint64_t upstream_start_ns;
+
+    /* Not cleared between requests (tr_request_reset): large arrays that
+     * are written before they are read, and memory kept for reuse.
+     * Clearing 14 KiB per request was the largest single cost on the
+     * proxy path. */
+    tr_header headers[TR_MAX_HEADERS_HARD];
+    char path[4096];
+    tr_budget_req budget;       /* flags reset by tr_request_reset */
+    tr_buf body;                /* when buffer_body; capacity kept */
 };
 
 struct tr_client {
@@ -322,6 +327,9 @@ uint64_t tr_now_ns(void);
 int tr_listen_on(tr_server *srv, uv_tcp_t *tcp, const char *host,
                  uint16_t port, uv_connection_cb cb);
 int64_t tr_wall_ms(void);
+
+/* Clears a request for the next one on the connection (client_conn.c). */
+void tr_request_reset(tr_request *req);
 
 /* client_conn.c */
 void tr_client_accept(tr_server *srv, uv_stream_t *listener);

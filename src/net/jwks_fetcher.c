@@ -446,7 +446,9 @@ tr_jwks_fetcher_unknown_kid(tr_jwks_fetcher *f, size_t issuer,
     memcpy(h->id, req->id, sizeof(h->id));
     s->held_total++;
     if (s->n_held == 1) {
-        waited_ms = (now - s->fetch_start_ns) / NS_PER_MS;
+        /* begin_fetch read the clock after `now` */
+        waited_ms = now > s->fetch_start_ns
+                        ? (now - s->fetch_start_ns) / NS_PER_MS : 0;
         uv_timer_start(&s->hold_timer, on_hold_timeout,
                        waited_ms >= TR_JWKS_HOLD_MS
                            ? 0 : TR_JWKS_HOLD_MS - waited_ms, 0);
