@@ -81,14 +81,16 @@ fill(const tr_request *req, tr_audit_record *rec, char **chain,
     static char method[24];
     size_t ml = req->method_len < sizeof(method) - 1 ? req->method_len
                                                      : sizeof(method) - 1;
-    memcpy(method, req->method ? req->method : "", ml);
+    if (ml)
+        memcpy(method, req->method, ml);
     method[ml] = '\0';
     rec->method = method;
     static char path[4096];
     size_t pl = req->path_len ? req->path_len : req->target_len;
     if (pl > sizeof(path) - 1)
         pl = sizeof(path) - 1;
-    memcpy(path, req->path_len ? req->path : req->target, pl);
+    if (pl)  /* a head refused before parsing has no target at all */
+        memcpy(path, req->path_len ? req->path : req->target, pl);
     path[pl] = '\0';
     rec->path = path;
     rec->decision = decision_of(req);

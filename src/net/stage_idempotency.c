@@ -727,13 +727,18 @@ tr_idem_claim_stage(tr_request *req)
 
 /* ------------------------------------------------- forward and stream */
 
+/*
+ * The client's key never goes upstream on a keyed request: the backend
+ * may see every principal as one account (authorization: strip or
+ * replace) and replay one principal's response to another that picked
+ * the same key.  Routes that want a key downstream forward the derived
+ * one, which no principal can choose.  Unkeyed requests (route off, GET)
+ * pass the field through untouched.
+ */
 bool
 tr_idem_header_is_reserved(const tr_request *req, const tr_header *h)
 {
-    /* The client's key goes upstream untouched unless the route
-     * replaces it with the derived one (docs/idempotency.md). */
-    return req->idem != NULL && req->idem->cfg->forward_derived_key &&
-           tr_head_name_is(h, "idempotency-key");
+    return req->idem != NULL && tr_head_name_is(h, "idempotency-key");
 }
 
 int

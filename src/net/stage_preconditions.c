@@ -136,7 +136,7 @@ buf_printf(tr_buf *out, const char *fmt, ...)
 static void
 buf_printf(tr_buf *out, const char *fmt, ...)
 {
-    char line[512];
+    char line[1024];           /* every call below stays well under */
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(line, sizeof(line), fmt, ap);
@@ -178,28 +178,28 @@ render_metrics(void *ctx, tr_buf *out)
                "treaty_precondition_lock_wait_seconds_count %llu\n",
                (unsigned long long)cum, g.wait_sum,
                (unsigned long long)g.wait_count);
-    buf_printf(out,
-               "# TYPE treaty_precondition_locks_held gauge\n"
-               "treaty_precondition_locks_held %llu\n"
-               "# TYPE treaty_precondition_lock_waiters gauge\n"
-               "treaty_precondition_lock_waiters %llu\n"
-               "# HELP treaty_precondition_rereads_total Backend re-reads "
-               "made for compare-and-swap.\n"
-               "# TYPE treaty_precondition_rereads_total counter\n"
-               "treaty_precondition_rereads_total %llu\n"
-               "# HELP treaty_precondition_reread_seconds_total Time spent "
-               "in those re-reads.\n"
-               "# TYPE treaty_precondition_reread_seconds_total counter\n"
-               "treaty_precondition_reread_seconds_total %.6f\n"
-               "# TYPE treaty_etags_synthesized_total counter\n"
-               "treaty_etags_synthesized_total %llu\n"
-               "# HELP treaty_etags_over_cap_total Responses left without "
-               "an ETag: body over etag_body_cap.\n"
-               "# TYPE treaty_etags_over_cap_total counter\n"
-               "treaty_etags_over_cap_total %llu\n",
+    buf_printf(out, "# TYPE treaty_precondition_locks_held gauge\n"
+                    "treaty_precondition_locks_held %llu\n"
+                    "# TYPE treaty_precondition_lock_waiters gauge\n"
+                    "treaty_precondition_lock_waiters %llu\n",
                (unsigned long long)g.locks_held,
-               (unsigned long long)g.waiting,
-               (unsigned long long)g.rereads, g.reread_sum,
+               (unsigned long long)g.waiting);
+    buf_printf(out, "# HELP treaty_precondition_rereads_total Backend "
+                    "re-reads made for compare-and-swap.\n"
+                    "# TYPE treaty_precondition_rereads_total counter\n"
+                    "treaty_precondition_rereads_total %llu\n"
+                    "# HELP treaty_precondition_reread_seconds_total Time "
+                    "spent in those re-reads.\n"
+                    "# TYPE treaty_precondition_reread_seconds_total "
+                    "counter\n"
+                    "treaty_precondition_reread_seconds_total %.6f\n",
+               (unsigned long long)g.rereads, g.reread_sum);
+    buf_printf(out, "# TYPE treaty_etags_synthesized_total counter\n"
+                    "treaty_etags_synthesized_total %llu\n"
+                    "# HELP treaty_etags_over_cap_total Responses left "
+                    "without an ETag: body over etag_body_cap.\n"
+                    "# TYPE treaty_etags_over_cap_total counter\n"
+                    "treaty_etags_over_cap_total %llu\n",
                (unsigned long long)g.etags_synthesized,
                (unsigned long long)g.etags_over_cap);
 }

@@ -63,9 +63,6 @@ load_keys(const tr_config *cfg, tr_gateway_keys *keys, char *err,
           size_t errlen)
 {
     const tr_propagation_cfg *p = &cfg->propagation;
-    uint32_t overlap = p->txn_token_key_overlap_s
-                           ? p->txn_token_key_overlap_s
-                           : TR_GATEWAY_KEYS_DEFAULT_OVERLAP_S;
     char dir[PATH_MAX];
     int n;
 
@@ -83,8 +80,9 @@ load_keys(const tr_config *cfg, tr_gateway_keys *keys, char *err,
         snprintf(err, errlen, "state_dir path too long");
         return -1;
     }
-    return tr_gateway_keys_load(dir, (int64_t)time(NULL), overlap, true,
-                                keys, err, errlen);
+    return tr_gateway_keys_load(dir, (int64_t)time(NULL),
+                                p->txn_token_key_overlap_s, true, keys, err,
+                                errlen);
 }
 
 int

@@ -872,10 +872,13 @@ def test_chunked_keyed_body_is_buffered_and_forwarded_whole(treaty, backend,
     assert count(backend) == 1
 
 
-def test_client_key_passes_through_unless_a_derived_key_replaces_it(
+def test_client_key_is_replaced_by_the_derived_key_or_dropped(
         treaty, backend, tokens):
     t = treaty(idem_config(backend.url))
     post(t, "/v1/orders", tokens["A1"], '"k-pass"')
+    assert "Idempotency-Key" not in backend.last().headers
+    # Where treaty does not handle keys the field passes untouched.
+    post(t, "/v1/notes", tokens["A1"], '"k-pass"')
     assert backend.last().headers.get("Idempotency-Key") == '"k-pass"'
 
     t2 = treaty(idem_config(backend.url,
@@ -886,7 +889,10 @@ def test_client_key_passes_through_unless_a_derived_key_replaces_it(
     value = sent[0]
     assert value.startswith('"') and value.endswith('"')
     assert len(value) == 66 and "k-pass" not in value
-    # Another principal with the same key gets another derived key.
+    # Another key, or another principal with the same key, derives
+    # another value.
+    post(t2, "/v1/orders", tokens["A1"], '"k-pass2"')
+    assert backend.last().headers["Idempotency-Key"] != value
     post(t2, "/v1/orders", tokens["A2"], '"k-pass"')
     assert backend.last().headers["Idempotency-Key"] != value
-    assert count(backend) == 3
+    assert count(backend) == 4

@@ -365,17 +365,17 @@ def test_radicale_concurrent_agents_lose_nothing(treaty, radicale, tok):
 def test_agent_blind_write_gets_428_telling_how_to_get_the_validator(
         treaty, backend, tok):
     t = treaty(gateway_config(backend.url, etags="passthrough"))
-    r = t.request("PUT", "/events/7", data=b'{"title":"x"}',
+    r = t.request("PUT", "/events/4", data=b'{"title":"x"}',
                   headers=auth(tok["agent1"], **JSON_CT))
     assert r.status_code == 428
     assert problem_type(r) == "precondition-required"
     doc = r.json()
-    assert "GET /events/7" in doc["detail"]
+    assert "GET /events/4" in doc["detail"]
     assert "If-Match" in doc["detail"]
     assert doc["required_header"] == "If-Match"
     assert r.headers["Cache-Control"] == "no-store"   # RFC 6585 §3
     assert backend.count() == 0
-    line = last_log(t, "PUT", "/events/7")
+    line = last_log(t, "PUT", "/events/4")
     assert line["precondition"] == "missing" and line["status"] == 428
     assert outcome_count(t, "missing") == 1
 
@@ -575,10 +575,10 @@ def test_conditional_write_checked_even_where_not_required(treaty,
     js = json_server()
     t = treaty(gateway_config(js.url, mode="off"))
     h = auth(tok["human"], **JSON_CT)
-    r = t.request("PATCH", "/events/6", data=b'{"notes":"x"}',
+    r = t.request("PATCH", "/events/3", data=b'{"notes":"x"}',
                   headers={**h, "If-Match": '"stale"'})
     assert r.status_code == 412
-    r = t.request("PATCH", "/events/6", data=b'{"notes":"blind"}',
+    r = t.request("PATCH", "/events/3", data=b'{"notes":"blind"}',
                   headers=h)
     assert r.status_code == 200
 
@@ -700,32 +700,32 @@ def test_idempotent_retry_replays_stored_2xx_after_etag_moved(
     js = json_server()
     t = treaty(gateway_config(js.url, idempotency="optional"))
     a1, a2 = auth(tok["agent1"]), auth(tok["agent2"])
-    e1 = t.request("GET", "/events/7", headers=a1).headers["ETag"]
+    e1 = t.request("GET", "/events/4", headers=a1).headers["ETag"]
     key = f'"{uuid.uuid4()}"'
-    first = t.request("PATCH", "/events/7", data=b'{"notes":"agent1"}',
+    first = t.request("PATCH", "/events/4", data=b'{"notes":"agent1"}',
                       headers={**a1, **JSON_CT, "If-Match": e1,
                                "Idempotency-Key": key})
     assert first.status_code == 200
     if first.headers.get("Idempotent-Replayed") is None:
         pytest.skip("idempotency keys are not wired into the gateway yet")
     # Someone else moves the ETag.
-    e2 = t.request("GET", "/events/7", headers=a2).headers["ETag"]
+    e2 = t.request("GET", "/events/4", headers=a2).headers["ETag"]
     assert e2 != e1
-    w = t.request("PATCH", "/events/7", data=b'{"title":"agent2"}',
+    w = t.request("PATCH", "/events/4", data=b'{"title":"agent2"}',
                   headers={**a2, **JSON_CT, "If-Match": e2})
     assert w.status_code == 200
     # agent1's client retries (it never saw its answer, say).
-    retry = t.request("PATCH", "/events/7", data=b'{"notes":"agent1"}',
+    retry = t.request("PATCH", "/events/4", data=b'{"notes":"agent1"}',
                       headers={**a1, **JSON_CT, "If-Match": e1,
                                "Idempotency-Key": key})
     assert retry.status_code == 200
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert retry.content == first.content
     # Nothing was re-executed: agent2's change stands.
-    ev = t.request("GET", "/events/7", headers=a1).json()
+    ev = t.request("GET", "/events/4", headers=a1).json()
     assert ev["title"] == "agent2" and ev["notes"] == "agent1"
     # A new key with the stale tag is compared, and fails.
-    stale = t.request("PATCH", "/events/7", data=b'{"notes":"again"}',
+    stale = t.request("PATCH", "/events/4", data=b'{"notes":"again"}',
                       headers={**a1, **JSON_CT, "If-Match": e1,
                                "Idempotency-Key": f'"{uuid.uuid4()}"'})
     assert stale.status_code == 412
