@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared pieces of the bench/ scripts (sourced, not run).
 #
 # Everything listens on loopback ports picked at run time; every process
@@ -236,11 +237,13 @@ treaty_config() {
 }
 
 # start_treaty [PREFIX...]: treaty serve on a fresh bench config, optionally
-# under a wrapper command (valgrind).  TIMEOUT_S for the ports: $2.
+# under a wrapper command (valgrind).  Sets TREATY_PORT, TREATY_ADMIN_PORT
+# and TREATY_PID; waits TREATY_START_TIMEOUT (15) seconds for the ports.
 start_treaty() {
     [[ -x $TREATY_BIN ]] || die "$TREATY_BIN missing: run make"
     treaty_config "$WORK/treaty-bench.yaml"
     spawn treaty "$@" "$TREATY_BIN" serve -c "$WORK/treaty-bench.yaml" --dev
+    # shellcheck disable=SC2034  # for the scripts that source this file
     TREATY_PID=$SPAWNED
     wait_listen "$TREATY_PORT" "${TREATY_START_TIMEOUT:-15}" "$SPAWNED"
     wait_listen "$TREATY_ADMIN_PORT" "${TREATY_START_TIMEOUT:-15}" "$SPAWNED"

@@ -34,7 +34,7 @@ tr_line_reader *tr_line_reader_open(const char *path, char *err,
 
 /*
  * The next line, without its "\n" (and "\r").  Returns 1 and sets
- * *line/*len (valid until the next call), 0 at the end, or -1 when a
+ * *line and *len (valid until the next call), 0 at the end, or -1 when a
  * line is longer than TR_LINE_MAX (it is skipped; *len is how much was
  * kept).  A read or gzip error ends the input early: 0, and
  * tr_line_reader_error() says what happened.
@@ -105,6 +105,16 @@ const char *tr_parse_status_name(tr_parse_status s);
 
 #define TR_RECORD_KEY_MAX (TR_TRAFFIC_KEY_MAX + 64)
 
+/* What treaty's own limiter did with a logged request ("limiter" and
+ * "decision" of its access log). */
+typedef enum {
+    TR_LOGGED_UNKNOWN = 0,     /* not a treaty log, or no budgets ran */
+    TR_LOGGED_BEFORE,          /* refused before admission: not replayed */
+    TR_LOGGED_ADMITTED,        /* admitted, at once or after queueing */
+    TR_LOGGED_REFUSED,         /* refused by a budget */
+    TR_LOGGED_REPLAY,          /* an idempotent replay: one rate unit */
+} tr_logged_admission;
+
 /* One request read from a line.  Pointers are valid until the next
  * parse with the same parser. */
 typedef struct {
@@ -123,6 +133,7 @@ typedef struct {
     const char *path;          /* may include a query */
     size_t path_len;
     int status;                /* 0 when not logged */
+    tr_logged_admission logged; /* treaty: what its limiter decided */
     char scratch[TR_RECORD_KEY_MAX];
 } tr_log_record;
 
@@ -177,6 +188,7 @@ typedef struct {
     uint32_t pidx;             /* index in the traffic table */
     int32_t tool;              /* simulation: index into cfg->tools */
     int8_t cls;
+    uint8_t logged;            /* tr_logged_admission */
 } tr_analyze_event;
 
 typedef void (*tr_event_fn)(void *ctx, const tr_analyze_event *ev);
@@ -205,6 +217,10 @@ typedef struct tr_sim tr_sim;
  * NULL with the errors printed to `errs` when the file is refused. */
 tr_sim *tr_sim_create(const char *config_path, FILE *errs);
 void tr_sim_free(tr_sim *s);
+/* The table that names principals in the report. */
+void tr_sim_set_stats(tr_sim *s, const tr_traffic *stats);
+/* How long a request without a logged duration holds its slot. */
+void tr_sim_set_assumed_duration(tr_sim *s, uint64_t ns);
 
 /* The tool of a request: by logged name, else by routing method + path
  * through the configuration's routes; -1 when none. */

@@ -178,9 +178,13 @@ tr_combined_parse(const char *line, size_t len, const tr_principal_from *pf,
     const char *addr = p;
     size_t addr_len = (size_t)(sp - p);
     p = sp + 1;
-    if (!(sp = memchr(p, ' ', (size_t)(end - p))))
-        return TR_PARSE_TRUNCATED;
-    p = sp + 1;
+    /* The ident field is always "-" in nginx: anything else is not a
+     * combined line, and only a prefix of "- " is one cut short. */
+    if (end - p < 2 || p[0] != '-' || p[1] != ' ')
+        return (end - p == 0 || (end - p == 1 && p[0] == '-'))
+                   ? TR_PARSE_TRUNCATED
+                   : TR_PARSE_BAD_FIELD;
+    p += 2;
 
     /* $remote_user, up to " [". */
     const char *br = memchr(p, '[', (size_t)(end - p));

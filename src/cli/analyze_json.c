@@ -356,6 +356,19 @@ parse_treaty(tr_json_parser *jp, json_t *o, tr_log_record *out)
     str_of(json_object_get(o, "method"), &out->method, &out->method_len);
     str_of(json_object_get(o, "path"), &out->path, &out->path_len);
 
+    /* Requests denied before step 7 (identity, route, policy,
+     * idempotency) never met the limiter and are not replayed. */
+    const char *lim = json_string_value(json_object_get(o, "limiter"));
+    const char *dec = json_string_value(json_object_get(o, "decision"));
+    if (lim && !strcmp(lim, "replay"))
+        out->logged = TR_LOGGED_REPLAY;
+    else if (lim && (!strncmp(lim, "admitted", 8) || !strcmp(lim, "queued")))
+        out->logged = TR_LOGGED_ADMITTED;
+    else if (lim)
+        out->logged = TR_LOGGED_REFUSED;
+    else if (dec && !strcmp(dec, "deny"))
+        out->logged = TR_LOGGED_BEFORE;
+
     json_t *client = json_object_get(o, "client");
     if (jp->pf.kind == TR_PFROM_FIELD) {
         if (!name_of(json_object_get(o, jp->pf.name), out))

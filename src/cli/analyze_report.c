@@ -193,7 +193,7 @@ table_principal_row(const tr_analyze_report *r, uint32_t idx, FILE *out)
     const tr_traffic_principal *p = tr_traffic_get(r->stats, idx);
     tr_traffic_summary s;
     tr_traffic_summarize(r->stats, idx, &s);
-    char name[64], cv[16], burst[24], infl[16];
+    char name[64], cv[32], burst[32], infl[32];
     printable(p->key, p->key_len, name, sizeof(name));
     if (p->unverified) {
         size_t l = strlen(name) < 17 ? strlen(name) : 17;

@@ -1,7 +1,7 @@
 /*
- * treaty audit: read the audit trail (tail, query) and check its hash
- * chain (verify).  Opens the database read-only, so it works while the
- * gateway runs.
+ * treaty audit: read the audit trail (tail, query), check it (verify, in
+ * cmd_audit_verify.c), export and summarise it (cmd_audit_report.c).
+ * Opens the database read-only, so it works while the gateway runs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "cli/cmd_audit.h"
 #include "cli/commands.h"
 #include "config/config_load.h"
 #include "core/audit_chain.h"
@@ -22,14 +23,10 @@
 #include "store/audit_query.h"
 #include "store/audit_store.h"
 
-/* verify's exit codes (docs/audit.md). */
 enum {
-    EXIT_OK = 0,
-    EXIT_ERROR = 1,
-    EXIT_USAGE = 2,
-    EXIT_EDITED = 3,   /* a record's fields do not match its hash */
-    EXIT_GAP = 4,      /* sequence gap: deleted or inserted record */
-    EXIT_RELINKED = 5, /* prev_hash broken: reordered or renumbered */
+    EXIT_OK = TR_AUDIT_EXIT_OK,
+    EXIT_ERROR = TR_AUDIT_EXIT_ERROR,
+    EXIT_USAGE = TR_AUDIT_EXIT_USAGE,
 };
 
 #define FOLLOW_POLL_US 500000
@@ -52,26 +49,28 @@ usage(FILE *out)
         "        --principal SUB   --issuer NAME   --actor A (current actor\n"
         "        or anywhere in the delegation chain)   --route R\n"
         "        --tool T   --decision allow|deny|error   --reason R\n"
-        "        --kind request|decision|completion|refused_tokens\n"
-        "        --since T   --until T   (RFC 3339, a date, or 30m, 1h,\n"
-        "        2d, 1w back from now)\n"
-        "  verify\n"
-        "      walks the hash chain; exit 0 intact, 3 record edited,\n"
-        "      4 record deleted or inserted, 5 records reordered or\n"
-        "      renumbered, 1 unreadable\n"
-        "  export, summary\n"
-        "      not implemented yet\n\n"
+        "        --method M   --kind request|decision|completion|\n"
+        "        refused_tokens   --since T   --until T   (RFC 3339, a\n"
+        "        date, or 30m, 1h, 2d, 1w back from now)\n"
+        "  verify [--checkpoint FILE] [--key PEM]\n"
+        "      checks the hash chain and the signed checkpoints (those in\n"
+        "      the database and, with --checkpoint, the external file);\n"
+        "      --key: the public key to trust (default: the configured\n"
+        "      signing key, or DIR/audit-keys); exit 0 intact, 3 edited,\n"
+        "      4 deleted, 5 reordered, 6 inserted, 7 truncated, 8 rolled\n"
+        "      back (replaced by another or an older copy), 9 bad\n"
+        "      checkpoint signature, 1 unreadable, 2 usage\n"
+        "  export [--format ocsf|json] [filters] [--limit N]\n"
+        "      one JSON object per line: OCSF API Activity events (class\n"
+        "      6003; default) or the records as query --json prints them\n"
+        "  summary --principal SUB [--since T] [--until T] [filters]\n"
+        "      [--json]\n"
+        "      what each actor did on the principal's behalf: requests by\n"
+        "      route and decision (default --since 1d)\n\n"
         "--json prints one JSON object per line.\n");
 }
 
-typedef struct {
-    const char *config;
-    const char *state_dir;
-    bool json;
-    bool follow;
-    size_t n;
-    tr_audit_filter f;
-} options;
+typedef tr_audit_cli_opts options;
 
 static int64_t
 wall_ms(void)
@@ -96,16 +95,26 @@ parse_count(const char *s, size_t *out)
     return true;
 }
 
-/* Finds audit.db from --state-dir, else from the configuration. */
+static bool
+copy_path(char *dst, size_t cap, const char *src)
+{
+    int n = snprintf(dst, cap, "%s", src ? src : "");
+
+    return n >= 0 && (size_t)n < cap;
+}
+
+/* Finds audit.db (and the key settings) from --state-dir, else from the
+ * configuration.  0, -1 (error shown), -2 (neither given). */
 static int
-db_path(const options *o, char *buf, size_t len)
+locate(const options *o, tr_audit_cli_where *w)
 {
     tr_config_errors errs = { 0 };
     tr_config *cfg;
     bool ok;
 
+    memset(w, 0, sizeof(*w));
     if (o->state_dir) {
-        ok = tr_audit_db_path(o->state_dir, buf, len);
+        ok = copy_path(w->state_dir, sizeof(w->state_dir), o->state_dir);
     } else if (o->config) {
         cfg = tr_config_load_file(o->config, &errs);
         if (!cfg) {
@@ -119,13 +128,16 @@ db_path(const options *o, char *buf, size_t len)
             tr_config_free(cfg);
             return -1;
         }
-        ok = tr_audit_db_path(cfg->state_dir, buf, len);
+        ok = copy_path(w->state_dir, sizeof(w->state_dir),
+                       cfg->state_dir) &&
+             copy_path(w->signing_key_file, sizeof(w->signing_key_file),
+                       cfg->audit.signing_key_file);
         tr_config_free(cfg);
     } else {
         fprintf(stderr, "treaty audit: give -c FILE or --state-dir DIR\n");
         return -2;
     }
-    if (!ok) {
+    if (!ok || !tr_audit_db_path(w->state_dir, w->db, sizeof(w->db))) {
         fprintf(stderr, "treaty audit: state_dir path too long\n");
         return -1;
     }
@@ -159,14 +171,14 @@ json_array_col(const char *s)
     return v ? v : json_string(s);
 }
 
-static int
-print_json(const tr_audit_record *r, const tr_audit_completion *c)
+json_t *
+tr_audit_cli_record_json(const tr_audit_record *r,
+                         const tr_audit_completion *c)
 {
     json_t *o = json_object();
     char t[32], hex[65];
     bool st = r->has_status, lat = r->has_latency, by = r->has_bytes;
     int64_t status = r->status, latency = r->latency_us, bytes = r->bytes;
-    char *line;
 
     if (c && c->present) {
         st = c->has_status, status = c->status;
@@ -230,8 +242,17 @@ print_json(const tr_audit_record *r, const tr_audit_completion *c)
     json_object_set_new(o, "prev_hash", json_string(hex));
     tr_audit_hex(r->hash, 32, hex);
     json_object_set_new(o, "hash", json_string(hex));
-    line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                          JSON_REAL_PRECISION(10));
+    return o;
+}
+
+static int
+print_json(const tr_audit_record *r, const tr_audit_completion *c)
+{
+    json_t *o = tr_audit_cli_record_json(r, c);
+    char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                       JSON_REAL_PRECISION(10))
+                   : NULL;
+
     json_decref(o);
     if (!line)
         return -1;
@@ -240,18 +261,15 @@ print_json(const tr_audit_record *r, const tr_audit_completion *c)
     return 0;
 }
 
-/* "agent:planner > agent:mailbot" from the chain's JSON; the actor alone
- * for a human request. */
-static void
-chain_text(const tr_audit_record *r, char *buf, size_t len)
+void
+tr_audit_cli_chain_text(const char *actor, const char *chain_json,
+                        char *buf, size_t len)
 {
-    json_t *arr = r->delegation_chain
-                      ? json_loads(r->delegation_chain, 0, NULL)
-                      : NULL;
+    json_t *arr = chain_json ? json_loads(chain_json, 0, NULL) : NULL;
     size_t i, used = 0;
     json_t *v;
 
-    snprintf(buf, len, "%s", r->actor ? r->actor : "-");
+    snprintf(buf, len, "%s", actor ? actor : "-");
     if (!json_is_array(arr) || json_array_size(arr) == 0) {
         json_decref(arr);
         return;
@@ -307,7 +325,8 @@ print_row(const tr_audit_record *r, const tr_audit_completion *c,
                      ? " (unverified)" : "");
     else
         snprintf(who, sizeof(who), "-");
-    chain_text(r, chain, sizeof(chain));
+    tr_audit_cli_chain_text(r->actor, r->delegation_chain, chain,
+                            sizeof(chain));
     printf("%-7llu %s %-5s %-3s %8s  %s  by %s  %s %s  route=%s",
            (unsigned long long)r->seq, t,
            r->decision == TR_AUDIT_NONE ? "-"
@@ -342,10 +361,13 @@ on_row(void *arg, const tr_audit_record *r, const tr_audit_completion *c)
 
 /* --- commands ---------------------------------------------------------- */
 
+typedef enum { SUB_TAIL, SUB_QUERY, SUB_VERIFY, SUB_EXPORT, SUB_SUMMARY } sub;
+
 enum {
     OPT_STATE_DIR = 256, OPT_JSON, OPT_PRINCIPAL, OPT_ISSUER, OPT_ACTOR,
-    OPT_ROUTE, OPT_TOOL, OPT_DECISION, OPT_REASON, OPT_KIND, OPT_SINCE,
-    OPT_UNTIL, OPT_LIMIT, OPT_HELP,
+    OPT_ROUTE, OPT_TOOL, OPT_DECISION, OPT_REASON, OPT_KIND, OPT_METHOD,
+    OPT_SINCE, OPT_UNTIL, OPT_LIMIT, OPT_CHECKPOINT, OPT_KEY, OPT_FORMAT,
+    OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -361,23 +383,63 @@ static const struct option long_opts[] = {
     { "decision", required_argument, NULL, OPT_DECISION },
     { "reason", required_argument, NULL, OPT_REASON },
     { "kind", required_argument, NULL, OPT_KIND },
+    { "method", required_argument, NULL, OPT_METHOD },
     { "since", required_argument, NULL, OPT_SINCE },
     { "until", required_argument, NULL, OPT_UNTIL },
     { "limit", required_argument, NULL, OPT_LIMIT },
+    { "checkpoint", required_argument, NULL, OPT_CHECKPOINT },
+    { "key", required_argument, NULL, OPT_KEY },
+    { "format", required_argument, NULL, OPT_FORMAT },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
 
+static bool
+has_filters(const options *o)
+{
+    const tr_audit_filter *f = &o->f;
+
+    return f->principal || f->issuer || f->actor || f->route || f->tool ||
+           f->decision || f->reason || f->kind || f->method ||
+           f->has_since || f->has_until;
+}
+
+/* Options that only some subcommands take: NULL when fine, else the
+ * complaint. */
+static const char *
+misplaced(sub s, const options *o)
+{
+    if (s != SUB_TAIL && o->follow)
+        return "-f is for tail";
+    if ((s == SUB_TAIL || s == SUB_VERIFY) && has_filters(o))
+        return s == SUB_TAIL ? "tail takes no filters; use query"
+                             : "verify checks the whole trail: no filters";
+    if (s != SUB_VERIFY && (o->checkpoint_file || o->key_file))
+        return "--checkpoint and --key are for verify";
+    if (s != SUB_EXPORT && o->format)
+        return "--format is for export";
+    if ((s == SUB_VERIFY || s == SUB_EXPORT) && o->json)
+        return "--json is for tail, query and summary";
+    if ((s == SUB_VERIFY || s == SUB_SUMMARY) && o->n)
+        return "--limit is for tail, query and export";
+    if (s == SUB_SUMMARY && !o->f.principal)
+        return "summary needs --principal";
+    if (s == SUB_EXPORT && o->format && strcmp(o->format, "ocsf") &&
+        strcmp(o->format, "json"))
+        return "--format is ocsf or json";
+    return NULL;
+}
+
 /* Parses the options after the subcommand; 0, 1 (--help shown) or -1. */
 static int
-parse_options(int argc, char **argv, bool is_tail, options *o)
+parse_options(int argc, char **argv, sub s, int64_t now, options *o)
 {
-    int64_t now = wall_ms();
+    const char *why;
     int c;
 
     optind = 1;
     opterr = 1;
-    while ((c = getopt_long(argc, argv, is_tail ? "c:fn:h" : "c:h",
+    while ((c = getopt_long(argc, argv, s == SUB_TAIL ? "c:fn:h" : "c:h",
                             long_opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -390,8 +452,6 @@ parse_options(int argc, char **argv, bool is_tail, options *o)
             o->json = true;
             break;
         case 'f':
-            if (!is_tail)
-                goto bad;
             o->follow = true;
             break;
         case 'n':
@@ -435,6 +495,9 @@ parse_options(int argc, char **argv, bool is_tail, options *o)
             }
             o->f.kind = optarg;
             break;
+        case OPT_METHOD:
+            o->f.method = optarg;
+            break;
         case OPT_SINCE:
         case OPT_UNTIL: {
             int64_t ms;
@@ -450,12 +513,22 @@ parse_options(int argc, char **argv, bool is_tail, options *o)
                 o->f.has_until = true, o->f.until_ms = ms;
             break;
         }
+        case OPT_CHECKPOINT:
+            o->checkpoint_file = optarg;
+            break;
+        case OPT_KEY:
+            o->key_file = optarg;
+            break;
+        case OPT_FORMAT:
+            o->format = optarg;
+            break;
         case 'h':
         case OPT_HELP:
             usage(stdout);
             return 1;
         default:
-            goto bad;
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -463,18 +536,13 @@ parse_options(int argc, char **argv, bool is_tail, options *o)
                 argv[optind]);
         return -1;
     }
-    if (is_tail && (o->f.principal || o->f.issuer || o->f.actor ||
-                    o->f.route || o->f.tool || o->f.decision ||
-                    o->f.reason || o->f.kind || o->f.has_since ||
-                    o->f.has_until)) {
-        fprintf(stderr, "treaty audit: tail takes no filters; use "
-                "query\n");
+    o->has_since = o->f.has_since;
+    why = misplaced(s, o);
+    if (why) {
+        fprintf(stderr, "treaty audit: %s\n", why);
         return -1;
     }
     return 0;
-bad:
-    usage(stderr);
-    return -1;
 }
 
 static volatile sig_atomic_t interrupted;
@@ -531,88 +599,61 @@ run_walk(const char *path, options *o, bool is_tail)
     return EXIT_OK;
 }
 
-static int
-run_verify(const char *path)
-{
-    char err[512], hex[65] = "";
-    tr_audit_reader *r = tr_audit_reader_open(path, err, sizeof(err));
-    tr_audit_verify_result v;
-
-    if (!r) {
-        fprintf(stderr, "treaty audit: %s\n", err);
-        return EXIT_ERROR;
-    }
-    if (tr_audit_reader_verify(r, &v, err, sizeof(err)) != 0) {
-        tr_audit_reader_close(r);
-        fprintf(stderr, "treaty audit: %s\n", err);
-        return EXIT_ERROR;
-    }
-    tr_audit_reader_close(r);
-    if (v.finding == TR_CHAIN_OK) {
-        tr_audit_hex(v.last_good_hash, 32, hex);
-        printf("audit trail intact: %llu records, last seq %llu, hash %s\n"
-               "(without an external checkpoint, removal of the newest "
-               "records cannot be detected)\n",
-               (unsigned long long)v.records,
-               (unsigned long long)v.last_good_seq,
-               v.records ? hex : "-");
-        return EXIT_OK;
-    }
-    printf("audit trail BROKEN at record %llu: %s\n"
-           "last good record: %llu\n",
-           (unsigned long long)v.bad_seq, tr_chain_check_name(v.finding),
-           (unsigned long long)v.last_good_seq);
-    switch (v.finding) {
-    case TR_CHAIN_HASH_MISMATCH:
-        return EXIT_EDITED;
-    case TR_CHAIN_SEQ_GAP:
-        return EXIT_GAP;
-    case TR_CHAIN_PREV_MISMATCH:
-        return EXIT_RELINKED;
-    default:
-        return EXIT_ERROR;
-    }
-}
+static const struct {
+    const char *name;
+    sub s;
+} subs[] = {
+    { "tail", SUB_TAIL },       { "query", SUB_QUERY },
+    { "verify", SUB_VERIFY },   { "export", SUB_EXPORT },
+    { "summary", SUB_SUMMARY },
+};
 
 int
 tr_cmd_audit(int argc, char **argv)
 {
     options o;
-    const char *sub;
-    char path[PATH_MAX];
-    int rc;
+    tr_audit_cli_where w;
+    int64_t now = wall_ms();
+    int rc, found = -1;
 
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
     }
-    sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return EXIT_OK;
     }
-    if (!strcmp(sub, "export") || !strcmp(sub, "summary")) {
-        fprintf(stderr, "treaty audit %s: not implemented yet\n", sub);
-        return EXIT_USAGE;
-    }
-    if (strcmp(sub, "tail") && strcmp(sub, "query") &&
-        strcmp(sub, "verify")) {
-        fprintf(stderr, "treaty audit: unknown command '%s'\n", sub);
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        if (!strcmp(argv[1], subs[i].name))
+            found = (int)i;
+    if (found < 0) {
+        fprintf(stderr, "treaty audit: unknown command '%s'\n", argv[1]);
         usage(stderr);
         return EXIT_USAGE;
     }
     memset(&o, 0, sizeof(o));
-    rc = parse_options(argc - 1, argv + 1, !strcmp(sub, "tail"), &o);
+    rc = parse_options(argc - 1, argv + 1, subs[found].s, now, &o);
     if (rc != 0)
         return rc > 0 ? EXIT_OK : EXIT_USAGE;
-    rc = db_path(&o, path, sizeof(path));
+    rc = locate(&o, &w);
     if (rc != 0)
         return rc == -2 ? EXIT_USAGE : EXIT_ERROR;
-    if (access(path, F_OK) != 0) {
-        fprintf(stderr, "treaty audit: no audit database at %s\n", path);
+    if (access(w.db, F_OK) != 0) {
+        fprintf(stderr, "treaty audit: no audit database at %s\n", w.db);
         return EXIT_ERROR;
     }
-    if (!strcmp(sub, "verify"))
-        return run_verify(path);
-    return run_walk(path, &o, !strcmp(sub, "tail"));
+    switch (subs[found].s) {
+    case SUB_VERIFY:
+        return tr_audit_cli_verify(&o, &w);
+    case SUB_EXPORT:
+        return tr_audit_cli_export(&o, &w);
+    case SUB_SUMMARY:
+        return tr_audit_cli_summary(&o, &w, now);
+    case SUB_TAIL:
+        return run_walk(w.db, &o, true);
+    case SUB_QUERY:
+        break;
+    }
+    return run_walk(w.db, &o, false);
 }

@@ -213,7 +213,10 @@ tr_audit_checkpoint_from_json(const char *line, size_t len,
     memset(out, 0, sizeof(*out));
     if (!json_is_object(o)) {
         json_decref(o);
-        return TR_AUDIT_CP_NOT_CHECKPOINT;
+        /* Damaged JSON that names itself a checkpoint is one, damaged. */
+        return memmem(line, len, TR_AUDIT_CP_TYPE,
+                      strlen(TR_AUDIT_CP_TYPE))
+                   ? TR_AUDIT_CP_E_FORMAT : TR_AUDIT_CP_NOT_CHECKPOINT;
     }
     type = get_str(o, "type");
     if (!type || strcmp(type, TR_AUDIT_CP_TYPE) != 0) {

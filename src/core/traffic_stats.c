@@ -632,8 +632,9 @@ classify(const tr_traffic *t, const tr_traffic_principal *p,
     if (p->count < k->min_requests) {
         s->shape = TR_SHAPE_TOO_FEW;
         snprintf(s->reason, sizeof(s->reason),
-                 "only %llu requests (fewer than %u): not judged",
-                 (unsigned long long)p->count, k->min_requests);
+                 "only %llu request%s (fewer than %u): not judged",
+                 (unsigned long long)p->count, p->count == 1 ? "" : "s",
+                 k->min_requests);
         return;
     }
     if (s->burst_max >= k->burst_agent) {

@@ -71,9 +71,16 @@ arm_timer(tr_client *c)
 
     if (c->closing)
         return;
-    if (!c->req_active)
-        ms = c->in.len > c->in_off ? l->client_header_timeout_ms
-                                   : l->client_idle_timeout_ms;
+    if (!c->req_active && c->in.len > c->in_off) {
+        /* A deadline for the whole header block, not an inactivity
+         * timer: a client sending a byte a second must not hold the
+         * connection for ever (slowloris). */
+        if (c->head_deadline_armed)
+            return;
+        c->head_deadline_armed = true;
+        ms = l->client_header_timeout_ms;
+    } else if (!c->req_active)
+        ms = l->client_idle_timeout_ms;
     else if (c->req.has_body && !c->message_complete)
         ms = l->client_body_timeout_ms;
     else {
@@ -658,6 +665,7 @@ begin_request(tr_client *c)
         return;
     }
     c->in_off += blen;
+    c->head_deadline_armed = false;
 
     tr_request_reset(req);
     c->body_flowing = false;

@@ -219,6 +219,7 @@ struct tr_client {
     bool shutting_down;
     uint32_t chunk_ext_bytes;
     bool chunk_ext_exceeded;
+    bool head_deadline_armed;   /* header timeout runs from first byte */
 };
 
 typedef enum {

@@ -255,6 +255,9 @@ resume_held(jwks_src *s)
     s->spare = list;
     s->n_held = 0;
 
+    /* Each is looked up right before use: resuming one request may
+     * close and free its client, which changes the list.  At most
+     * TR_JWKS_MAX_HELD walks, and only when requests were held. */
     for (size_t i = 0; i < n; i++) {
         bool alive = false;
 
@@ -549,6 +552,7 @@ start_source(tr_jwks_fetcher *f, size_t i)
     jwks_src *s = &f->src[i];
     uv_loop_t *loop = f->srv->loop;
     const tr_issuer_cfg *c = s->cfg;
+    char url[512];
 
     s->held = calloc(TR_JWKS_MAX_HELD, sizeof(*s->held));
     s->spare = calloc(TR_JWKS_MAX_HELD, sizeof(*s->spare));
@@ -574,7 +578,8 @@ start_source(tr_jwks_fetcher *f, size_t i)
         return -1;
     s->thread_started = true;
     tr_log(TR_LOG_INFO, "jwks_source", "issuer=%s url=%s refresh_s=%u "
-           "grace_s=%u min_refetch_s=%u%s", c->name, c->jwks_url,
+           "grace_s=%u min_refetch_s=%u%s", c->name,
+           tr_log_quote(url, sizeof(url), c->jwks_url, strlen(c->jwks_url)),
            c->jwks_refresh_s, c->jwks_grace_s, c->jwks_min_refetch_s,
            c->jwks_insecure_http ? " insecure_http=true" : "");
     schedule(s);

@@ -104,6 +104,7 @@ static struct {
     uv_timer_t reopen;
     bool reopen_inited;
     bool open_failed_logged;
+    int64_t fail_open_logged_ms;
     bool stopping;
     idem_counts n;
 } g;
@@ -179,9 +180,16 @@ store_down(tr_request *req, struct tr_idem_req *st, int status)
         g.n.fail_open++;
         st->phase = PH_BYPASS;
         req->keyed = false;  /* nothing to store: no need to outlive */
-        tr_log(TR_LOG_WARN, "idempotency_fail_open",
-               "request_id=%s route=%s status=\"%s\"", req->id,
-               req->route->name, tr_store_strerror(status));
+        /* At most one line a second: an outage must not flood the log
+         * (the counter has the full number). */
+        int64_t now = tr_wall_ms();
+        if (now - g.fail_open_logged_ms >= 1000) {
+            g.fail_open_logged_ms = now;
+            tr_log(TR_LOG_WARN, "idempotency_fail_open",
+                   "request_id=%s route=%s status=\"%s\" total=%llu",
+                   req->id, req->route->name, tr_store_strerror(status),
+                   (unsigned long long)g.n.fail_open);
+        }
         return TR_NEXT;
     }
     req->reason = "idempotency_store_unavailable";
@@ -411,8 +419,6 @@ decide(struct tr_idem_req *st, tr_idem_stored *found)
     char hdr[64], detail[256];
 
     count_verdict(d.verdict);
-    if (d.verdict != TR_IDEM_WAIT && d.verdict != TR_IDEM_REPLAY)
-        req->reason = tr_idem_verdict_name(d.verdict);
     switch (d.verdict) {
     case TR_IDEM_PROCEED:
     case TR_IDEM_REEXECUTE:

@@ -13,12 +13,12 @@
  *   finish   the lock is released exactly once (tr_precond_release), or
  *            as soon as the backend answered the write it guarded.
  *
- * Locks live in a table on the loop thread, one entry per resource key
- * with a holder and a FIFO of waiters; an entry exists only while held.
- * A waiter gives up after the route's lock_timeout_ms (503 resource-busy).
- * Granting a lock never runs the next request's code inside the
- * releasing request's finish: the grant is handed over on a zero-delay
- * timer.
+ * Locks are src/core/resource_lock.c, one table on the loop thread: a
+ * holder and a FIFO of waiters per resource key (tr_route_resource_key).
+ * A waiter gives up after the route's lock_timeout_ms (503 resource-busy)
+ * on one timer armed for the earliest deadline.  Granting a lock never
+ * runs the next request's code inside the releasing request's finish:
+ * the grant is handed over on a zero-delay timer.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,8 +28,11 @@
 
 #include <jansson.h>
 
+#include <openssl/rand.h>
+
 #include "core/etag.h"
 #include "core/precondition.h"
+#include "core/resource_lock.h"
 #include "net/log.h"
 #include "net/stages.h"
 #include "net/upstream_fetch.h"
@@ -63,7 +66,6 @@ typedef enum {
     PS_DONE                    /* answered or lock let go */
 } pstate;
 
-typedef struct lock_entry lock_entry;
 typedef struct tr_precond_req tr_precond_req;
 
 struct tr_precond_req {
@@ -72,12 +74,8 @@ struct tr_precond_req {
     tr_etag_list im, inm;      /* spans into the client's head block */
 
     pstate state;
-    lock_entry *lock;
-    bool holding;
-    tr_precond_req *qnext;     /* lock FIFO, or the grant list */
-    tr_precond_req *dprev, *dnext; /* waiters with a deadline */
-    uint64_t wait_start_ns;
-    uint64_t deadline_ns;
+    tr_rlock_waiter lw;        /* its place at the resource's lock */
+    tr_precond_req *gnext;     /* the grant list */
     tr_fetch *fetch;
     uint64_t reread_start_ns;
 
@@ -87,16 +85,8 @@ struct tr_precond_req {
     bool has_coding;
 };
 
-struct lock_entry {
-    lock_entry *next;          /* bucket chain */
-    uint64_t hash;
-    tr_precond_req *holder;
-    tr_precond_req *head, *tail; /* waiters, FIFO */
-    size_t key_len;
-    char key[];
-};
-
-#define N_BUCKETS 4096         /* entries exist only while held */
+/* Locks exist only while held, so this bounds chains, not locks. */
+#define LOCK_BUCKETS 4096
 
 /* Upper bounds of the lock-wait histogram, in seconds. */
 static const double wait_bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1,
@@ -107,12 +97,9 @@ static struct {
     bool ready;
     uv_timer_t deadline_timer; /* the earliest waiter deadline */
     uv_timer_t grant_timer;    /* hands granted locks over */
-    lock_entry *buckets[N_BUCKETS];
-    tr_precond_req *waiters;   /* every PS_WAIT_LOCK request */
+    tr_rlock_table *locks;
     tr_precond_req *grant_head, *grant_tail;
 
-    uint64_t locks_held;
-    uint64_t waiting;
     uint64_t outcomes[OUT__COUNT];
     uint64_t wait_buckets[N_WAIT + 1];
     uint64_t wait_count;
@@ -182,8 +169,9 @@ render_metrics(void *ctx, tr_buf *out)
                     "treaty_precondition_locks_held %llu\n"
                     "# TYPE treaty_precondition_lock_waiters gauge\n"
                     "treaty_precondition_lock_waiters %llu\n",
-               (unsigned long long)g.locks_held,
-               (unsigned long long)g.waiting);
+               (unsigned long long)(g.locks ? tr_rlock_held(g.locks) : 0),
+               (unsigned long long)(g.locks ? tr_rlock_waiting(g.locks)
+                                            : 0));
     buf_printf(out, "# HELP treaty_precondition_rereads_total Backend "
                     "re-reads made for compare-and-swap.\n"
                     "# TYPE treaty_precondition_rereads_total counter\n"
@@ -206,11 +194,18 @@ render_metrics(void *ctx, tr_buf *out)
 
 /* Timers and the metrics family, on first use: stages have no start-up
  * hook, so the family shows up with the first routed request. */
-static void
+static int
 init_once(tr_request *req)
 {
+    uint64_t seed = 0;
+
     if (g.ready)
-        return;
+        return 0;
+    if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
+        seed = tr_now_ns();
+    g.locks = tr_rlock_table_new(LOCK_BUCKETS, seed);
+    if (!g.locks)
+        return -1;
     uv_loop_t *loop = req->client->srv->loop;
     uv_timer_init(loop, &g.deadline_timer);
     uv_timer_init(loop, &g.grant_timer);
@@ -219,6 +214,7 @@ init_once(tr_request *req)
     uv_unref((uv_handle_t *)&g.grant_timer);
     tr_metrics_add_renderer(render_metrics, NULL);
     g.ready = true;
+    return 0;
 }
 
 static void
@@ -229,17 +225,6 @@ outcome(tr_request *req, int o)
 }
 
 /* ------------------------------------------------------------- helpers */
-
-static uint64_t
-hash_key(const char *k, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;    /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static void
 collect(const tr_request *req, const char *name, tr_etag_list *l)
@@ -264,164 +249,58 @@ add_wait_sample(double s)
 
 /* -------------------------------------------------------------- locks */
 
-static lock_entry **
-find_slot(const char *key, size_t len, uint64_t h)
-{
-    lock_entry **pp = &g.buckets[h % N_BUCKETS];
-    while (*pp && !((*pp)->hash == h && (*pp)->key_len == len &&
-                    memcmp((*pp)->key, key, len) == 0))
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void
-deadline_unlink(tr_precond_req *p)
-{
-    if (p->dprev)
-        p->dprev->dnext = p->dnext;
-    else if (g.waiters == p)
-        g.waiters = p->dnext;
-    if (p->dnext)
-        p->dnext->dprev = p->dprev;
-    p->dprev = p->dnext = NULL;
-}
-
 static void
 arm_deadline_timer(void)
 {
-    if (!g.waiters) {
+    uint64_t first = tr_rlock_next_deadline(g.locks);
+    if (first == UINT64_MAX) {
         uv_timer_stop(&g.deadline_timer);
         return;
     }
-    uint64_t first = UINT64_MAX;
-    for (tr_precond_req *w = g.waiters; w; w = w->dnext)
-        if (w->deadline_ns < first)
-            first = w->deadline_ns;
     uint64_t now = tr_now_ns();
     uint64_t ms = first > now ? (first - now + 999999) / 1000000 : 0;
     uv_timer_start(&g.deadline_timer, deadline_fire, ms, 0);
-}
-
-/* Removes p from its lock's FIFO (it is there: PS_WAIT_LOCK). */
-static void
-queue_unlink(tr_precond_req *p)
-{
-    lock_entry *e = p->lock;
-    tr_precond_req *prev = NULL;
-    for (tr_precond_req *w = e->head; w; prev = w, w = w->qnext) {
-        if (w != p)
-            continue;
-        if (prev)
-            prev->qnext = w->qnext;
-        else
-            e->head = w->qnext;
-        if (e->tail == w)
-            e->tail = prev;
-        break;
-    }
-    p->qnext = NULL;
-    deadline_unlink(p);
-    g.waiting--;
 }
 
 static void
 grant_unlink(tr_precond_req *p)
 {
     tr_precond_req *prev = NULL;
-    for (tr_precond_req *w = g.grant_head; w; prev = w, w = w->qnext) {
+    for (tr_precond_req *w = g.grant_head; w; prev = w, w = w->gnext) {
         if (w != p)
             continue;
         if (prev)
-            prev->qnext = w->qnext;
+            prev->gnext = w->gnext;
         else
-            g.grant_head = w->qnext;
+            g.grant_head = w->gnext;
         if (g.grant_tail == w)
             g.grant_tail = prev;
         break;
     }
-    p->qnext = NULL;
-}
-
-/* Gives the lock p holds to the next waiter, or drops the entry. */
-static void
-lock_release(tr_precond_req *p)
-{
-    lock_entry *e = p->lock;
-    if (!p->holding || !e)
-        return;
-    p->holding = false;
-    p->lock = NULL;
-    tr_precond_req *next = e->head;
-    if (!next) {
-        lock_entry **pp = find_slot(e->key, e->key_len, e->hash);
-        *pp = e->next;
-        free(e);
-        g.locks_held--;
-        return;
-    }
-    e->head = next->qnext;
-    if (!e->head)
-        e->tail = NULL;
-    next->qnext = NULL;
-    deadline_unlink(next);
-    g.waiting--;
-    e->holder = next;
-    next->holding = true;
-    next->state = PS_GRANTED;
-    add_wait_sample((double)(tr_now_ns() - next->wait_start_ns) / 1e9);
-    if (g.grant_tail)
-        g.grant_tail->qnext = next;
-    else
-        g.grant_head = next;
-    g.grant_tail = next;
-    uv_timer_start(&g.grant_timer, grant_fire, 0, 0);
-    arm_deadline_timer();
+    p->gnext = NULL;
 }
 
 /*
- * Takes the lock of key for p, or queues p.  Returns true when p holds
- * it now; -1 on memory failure.
+ * Lets go of p's place at its lock, holding or waiting.  A waiter that
+ * now holds the lock starts its re-read from the grant timer, never from
+ * inside this (often the releasing request's finish).
  */
-static int
-lock_acquire(tr_precond_req *p, const char *key, size_t len)
+static void
+lock_release(tr_precond_req *p)
 {
-    uint64_t h = hash_key(key, len);
-    lock_entry **pp = find_slot(key, len, h);
-    lock_entry *e = *pp;
-
-    if (!e) {
-        e = malloc(sizeof(*e) + len);
-        if (!e)
-            return -1;
-        memset(e, 0, sizeof(*e));
-        e->hash = h;
-        e->key_len = len;
-        memcpy(e->key, key, len);
-        *pp = e;
-        g.locks_held++;
-        e->holder = p;
-        p->lock = e;
-        p->holding = true;
-        add_wait_sample(0);
-        return 1;
+    tr_rlock_waiter *nw = tr_rlock_release(g.locks, &p->lw);
+    if (nw) {
+        tr_precond_req *next = nw->owner;
+        next->state = PS_GRANTED;
+        add_wait_sample((double)(tr_now_ns() - nw->since_ns) / 1e9);
+        if (g.grant_tail)
+            g.grant_tail->gnext = next;
+        else
+            g.grant_head = next;
+        g.grant_tail = next;
+        uv_timer_start(&g.grant_timer, grant_fire, 0, 0);
     }
-    p->lock = e;
-    p->state = PS_WAIT_LOCK;
-    p->wait_start_ns = tr_now_ns();
-    p->deadline_ns = p->wait_start_ns +
-                     (uint64_t)p->req->route->lock_timeout_ms * 1000000;
-    if (e->tail)
-        e->tail->qnext = p;
-    else
-        e->head = p;
-    e->tail = p;
-    p->dnext = g.waiters;
-    if (g.waiters)
-        g.waiters->dprev = p;
-    g.waiters = p;
-    g.waiting++;
     arm_deadline_timer();
-    return 0;
 }
 
 static void
@@ -430,10 +309,8 @@ lock_timed_out(tr_precond_req *p)
     tr_request *req = p->req;
     char detail[160];
 
-    queue_unlink(p);
-    p->lock = NULL;
     p->state = PS_DONE;
-    add_wait_sample((double)(tr_now_ns() - p->wait_start_ns) / 1e9);
+    add_wait_sample((double)(tr_now_ns() - p->lw.since_ns) / 1e9);
     outcome(req, OUT_LOCK_TIMEOUT);
     snprintf(detail, sizeof(detail),
              "another write to this resource held its lock for more than "
@@ -447,16 +324,10 @@ static void
 deadline_fire(uv_timer_t *t)
 {
     uint64_t now = tr_now_ns();
+    tr_rlock_waiter *w;
 
-    /* One at a time from the top: answering a request changes the list. */
-    for (;;) {
-        tr_precond_req *w = g.waiters;
-        while (w && w->deadline_ns > now)
-            w = w->dnext;
-        if (!w)
-            break;
-        lock_timed_out(w);
-    }
+    while ((w = tr_rlock_expire(g.locks, now)) != NULL)
+        lock_timed_out(w->owner);
     arm_deadline_timer();
 }
 
@@ -465,10 +336,10 @@ grant_fire(uv_timer_t *t)
 {
     while (g.grant_head) {
         tr_precond_req *p = g.grant_head;
-        g.grant_head = p->qnext;
+        g.grant_head = p->gnext;
         if (!g.grant_head)
             g.grant_tail = NULL;
-        p->qnext = NULL;
+        p->gnext = NULL;
         start_reread(p);
     }
 }
@@ -762,7 +633,10 @@ tr_precond_static_checks(tr_request *req)
 
     if (!r)
         return TR_NEXT;
-    init_once(req);
+    if (init_once(req) != 0) {
+        tr_respond_problem(req, TR_P_INTERNAL, "out of memory", NULL);
+        return TR_STOP;
+    }
     collect(req, "if-match", &im);
     collect(req, "if-none-match", &inm);
     tr_pre_request q = {
@@ -838,17 +712,41 @@ tr_precond_stage(tr_request *req)
         }
         tr_route_resource_key(&req->match, key, len + 1);
     }
-    int got = lock_acquire(p, key, len);
+    p->lw.owner = p;
+    tr_rlock_result got = tr_rlock_acquire(
+        g.locks, &p->lw, key, len, tr_now_ns(),
+        (uint64_t)req->route->lock_timeout_ms * 1000000);
     if (key != small)
         free(key);
-    if (got < 0) {
+    switch (got) {
+    case TR_RLOCK_NOMEM:
         tr_respond_problem(req, TR_P_INTERNAL, "out of memory", NULL);
         return TR_STOP;
-    }
-    if (got == 1)
+    case TR_RLOCK_QUEUED:
+        p->state = PS_WAIT_LOCK;
+        arm_deadline_timer();
+        break;
+    case TR_RLOCK_GRANTED:
+        add_wait_sample(0);
         start_reread(p);
+        break;
+    }
     /* Either way a callback continues or has answered already. */
     return TR_AGAIN;
+}
+
+/* ------------------------------------------------------ request hooks */
+
+bool
+tr_precond_header_is_reserved(const tr_request *req, const tr_header *h)
+{
+    /* Clients on a synthesize route hold treaty's tags, which the backend
+     * never issued: a backend that evaluates If-Match (nginx does, even
+     * without an ETag of its own) would refuse every write, and
+     * If-None-Match could never match.  treaty has decided them. */
+    return req->route && req->route->etags == TR_ETAGS_SYNTHESIZE &&
+           (tr_head_name_is(h, "if-match") ||
+            tr_head_name_is(h, "if-none-match"));
 }
 
 /* ------------------------------------------------------ response hooks */
@@ -892,7 +790,7 @@ tr_precond_observe_head(tr_request *req, int status, const tr_header *h,
     }
     /* The backend has answered the write it guarded: the next writer may
      * re-read now rather than after this response reached its client. */
-    if (p->holding && p->state == PS_READY) {
+    if (p->state == PS_READY) {
         p->state = PS_DONE;
         lock_release(p);
     }
@@ -946,11 +844,6 @@ static void
 drop(tr_precond_req *p)
 {
     switch (p->state) {
-    case PS_WAIT_LOCK:
-        queue_unlink(p);
-        p->lock = NULL;
-        arm_deadline_timer();
-        break;
     case PS_GRANTED:
         grant_unlink(p);
         break;
@@ -962,7 +855,7 @@ drop(tr_precond_req *p)
         break;
     }
     p->state = PS_DONE;
-    lock_release(p);
+    lock_release(p);           /* in line or holding: either way out */
 }
 
 bool

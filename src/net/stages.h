@@ -72,6 +72,11 @@ bool tr_precond_response_header_replaced(const tr_request *req,
                                          const tr_header *h);
 bool tr_precond_cancel(tr_request *req);
 void tr_precond_release(tr_request *req);
+/* Request fields not forwarded: the conditions treaty evaluated itself on
+ * an `etags: synthesize` route (the backend would test them against its
+ * own tags).  For tr_request_header_is_reserved() in pipeline.c. */
+bool tr_precond_header_is_reserved(const tr_request *req,
+                                   const tr_header *h);
 
 /* ---- stage_audit.c: the record written at the decision (durable before
  * forwarding a mutating request) and completed at the end. */

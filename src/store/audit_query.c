@@ -12,19 +12,11 @@
 
 struct tr_audit_reader {
     sqlite3 *db;
+    int version;
 };
 
-/* Column order shared by the decoder: the 33 fields of the table, then
- * the attached completion's. */
-#define RECORD_COLUMNS                                                    \
-    "a.seq, a.prev_hash, a.hash, a.kind, a.time_ms, a.request_id,"         \
-    " a.client_addr, a.principal_issuer, a.principal_sub, a.actor,"        \
-    " a.delegation_chain, a.client_id, a.token_id, a.token_hash,"          \
-    " a.token_verified, a.route, a.tool, a.method, a.path, a.decision,"    \
-    " a.reason, a.policy_rule, a.limiter, a.idem_key_hash, a.idem_replay," \
-    " a.precondition, a.status, a.latency_us, a.bytes, a.config_hash,"     \
-    " a.stripped_headers, a.completes_seq, a.count"
-#define N_RECORD_COLUMNS 33
+#define RECORD_COLUMNS TR_AUDIT_RECORD_COLUMNS
+#define N_RECORD_COLUMNS TR_AUDIT_N_RECORD_COLUMNS
 
 tr_audit_reader *
 tr_audit_reader_open(const char *db_path, char *err, size_t errlen)
@@ -63,6 +55,7 @@ tr_audit_reader_open(const char *db_path, char *err, size_t errlen)
                  tr_audit_n_migrations);
         goto fail;
     }
+    r->version = version;
     return r;
 fail:
     sqlite3_close_v2(r->db);
@@ -91,10 +84,22 @@ present(sqlite3_stmt *st, int i)
     return sqlite3_column_type(st, i) != SQLITE_NULL;
 }
 
-/* Row -> record.  A malformed hash column decodes to zeros, which the
+sqlite3 *
+tr_audit_reader_db(tr_audit_reader *r)
+{
+    return r->db;
+}
+
+int
+tr_audit_reader_version(const tr_audit_reader *r)
+{
+    return r->version;
+}
+
+/* A malformed hash column decodes to zeros (prev_hash to 0xff), which the
  * chain check then reports as a mismatch. */
-static void
-decode(sqlite3_stmt *st, tr_audit_record *r)
+void
+tr_audit_row_decode(sqlite3_stmt *st, tr_audit_record *r)
 {
     int k, d;
 
@@ -199,6 +204,52 @@ cond_num(sqlbuf *b, binds *bs, const char *sql, int64_t v)
     bs->n++;
 }
 
+/* The filter's conditions, appended to a WHERE clause on `audit a`. */
+static void
+add_filters(sqlbuf *b, binds *bs, const tr_audit_filter *f)
+{
+    cond_text(b, bs, " AND a.principal_sub = ?", f->principal, 1);
+    cond_text(b, bs, " AND a.principal_issuer = ?", f->issuer, 1);
+    cond_text(b, bs, " AND (a.actor = ? OR a.seq IN (SELECT seq FROM"
+                     " audit_actor WHERE actor = ?))", f->actor, 2);
+    cond_text(b, bs, " AND a.route = ?", f->route, 1);
+    cond_text(b, bs, " AND a.tool = ?", f->tool, 1);
+    cond_text(b, bs, " AND a.decision = ?", f->decision, 1);
+    cond_text(b, bs, " AND a.reason = ?", f->reason, 1);
+    cond_text(b, bs, " AND a.kind = ?", f->kind, 1);
+    cond_text(b, bs, " AND a.method = ?", f->method, 1);
+    if (f->has_since)
+        cond_num(b, bs, " AND a.time_ms >= ?", f->since_ms);
+    if (f->has_until)
+        cond_num(b, bs, " AND a.time_ms < ?", f->until_ms);
+    if (f->after_seq)
+        cond_num(b, bs, " AND a.seq > ?", (int64_t)f->after_seq);
+}
+
+/* Prepares b with its bindings; NULL with a message in err. */
+static sqlite3_stmt *
+prepare(tr_audit_reader *r, const sqlbuf *b, const binds *bs, char *err,
+        size_t errlen)
+{
+    sqlite3_stmt *st;
+
+    if (b->overflow) {
+        snprintf(err, errlen, "query too long");
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(r->db, b->sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "query: %s", sqlite3_errmsg(r->db));
+        return NULL;
+    }
+    for (int i = 0; i < bs->n; i++) {
+        if (bs->is_num[i])
+            sqlite3_bind_int64(st, i + 1, bs->num[i]);
+        else
+            sqlite3_bind_text(st, i + 1, bs->text[i], -1, SQLITE_STATIC);
+    }
+    return st;
+}
+
 int
 tr_audit_reader_each(tr_audit_reader *r, const tr_audit_filter *f,
                      tr_audit_row_fn fn, void *arg, char *err,
@@ -218,48 +269,22 @@ tr_audit_reader_each(tr_audit_reader *r, const tr_audit_filter *f,
                 " AND c.kind = 'completion' WHERE a.kind <> 'completion'");
     else
         add(&b, " LEFT JOIN audit c ON 0 WHERE 1");
-    cond_text(&b, &bs, " AND a.principal_sub = ?", f->principal, 1);
-    cond_text(&b, &bs, " AND a.principal_issuer = ?", f->issuer, 1);
-    cond_text(&b, &bs, " AND (a.actor = ? OR a.seq IN (SELECT seq FROM"
-                       " audit_actor WHERE actor = ?))", f->actor, 2);
-    cond_text(&b, &bs, " AND a.route = ?", f->route, 1);
-    cond_text(&b, &bs, " AND a.tool = ?", f->tool, 1);
-    cond_text(&b, &bs, " AND a.decision = ?", f->decision, 1);
-    cond_text(&b, &bs, " AND a.reason = ?", f->reason, 1);
-    cond_text(&b, &bs, " AND a.kind = ?", f->kind, 1);
-    if (f->has_since)
-        cond_num(&b, &bs, " AND a.time_ms >= ?", f->since_ms);
-    if (f->has_until)
-        cond_num(&b, &bs, " AND a.time_ms < ?", f->until_ms);
-    if (f->after_seq)
-        cond_num(&b, &bs, " AND a.seq > ?", (int64_t)f->after_seq);
+    add_filters(&b, &bs, f);
     if (f->last) {
         add(&b, " ORDER BY a.seq DESC LIMIT ?) ORDER BY 1");
         cond_num(&b, &bs, "", (int64_t)f->last);
     } else {
         add(&b, " ORDER BY a.seq");
     }
-    if (b.overflow) {
-        snprintf(err, errlen, "query too long");
+    st = prepare(r, &b, &bs, err, errlen);
+    if (!st)
         return -1;
-    }
-    rc = sqlite3_prepare_v2(r->db, b.sql, -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "query: %s", sqlite3_errmsg(r->db));
-        return -1;
-    }
-    for (int i = 0; i < bs.n; i++) {
-        if (bs.is_num[i])
-            sqlite3_bind_int64(st, i + 1, bs.num[i]);
-        else
-            sqlite3_bind_text(st, i + 1, bs.text[i], -1, SQLITE_STATIC);
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         tr_audit_record rec;
         tr_audit_completion c;
         int base = N_RECORD_COLUMNS;
 
-        decode(st, &rec);
+        tr_audit_row_decode(st, &rec);
         memset(&c, 0, sizeof(c));
         c.present = present(st, base);
         c.seq = (uint64_t)sqlite3_column_int64(st, base);
@@ -276,6 +301,47 @@ tr_audit_reader_each(tr_audit_reader *r, const tr_audit_filter *f,
     }
     if (ret == 0 && rc != SQLITE_DONE) {
         snprintf(err, errlen, "query: %s", sqlite3_errmsg(r->db));
+        ret = -1;
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+int
+tr_audit_reader_summary(tr_audit_reader *r, const tr_audit_filter *f,
+                        tr_audit_summary_fn fn, void *arg, char *err,
+                        size_t errlen)
+{
+    sqlbuf b = { .len = 0 };
+    binds bs = { .n = 0 };
+    sqlite3_stmt *st;
+    int rc, ret = 0;
+
+    /* One row per request: a decision stands for its completion too. */
+    add(&b, "SELECT a.actor, a.delegation_chain, a.route, a.decision,"
+            " count(*), min(a.time_ms), max(a.time_ms) FROM audit a"
+            " WHERE a.kind IN ('request', 'decision')");
+    add_filters(&b, &bs, f);
+    add(&b, " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4");
+    st = prepare(r, &b, &bs, err, errlen);
+    if (!st)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tr_audit_summary_row row;
+
+        row.actor = text(st, 0);
+        row.delegation_chain = text(st, 1);
+        row.route = text(st, 2);
+        row.decision = text(st, 3);
+        row.count = (uint64_t)sqlite3_column_int64(st, 4);
+        row.first_ms = sqlite3_column_int64(st, 5);
+        row.last_ms = sqlite3_column_int64(st, 6);
+        ret = fn(arg, &row);
+        if (ret != 0)
+            break;
+    }
+    if (ret == 0 && rc != SQLITE_DONE) {
+        snprintf(err, errlen, "summary: %s", sqlite3_errmsg(r->db));
         ret = -1;
     }
     sqlite3_finalize(st);
@@ -303,7 +369,7 @@ tr_audit_reader_verify(tr_audit_reader *r, tr_audit_verify_result *out,
         tr_audit_record rec;
         tr_chain_check c;
 
-        decode(st, &rec);
+        tr_audit_row_decode(st, &rec);
         out->records++;
         c = tr_audit_chain_verify(&rec, last_seq, last_hash);
         if (c != TR_CHAIN_OK) {

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sqlite3.h>
+
 #include "core/audit_chain.h"
 #include "core/audit_record.h"
 
@@ -30,6 +32,7 @@ typedef struct {
     const char *decision;      /* allow | deny | error */
     const char *reason;
     const char *kind;          /* request | decision | completion | ... */
+    const char *method;        /* GET, POST, ... (exact) */
     bool has_since;
     int64_t since_ms;          /* time_ms >= since */
     bool has_until;
@@ -63,6 +66,33 @@ int tr_audit_reader_each(tr_audit_reader *r, const tr_audit_filter *f,
                          tr_audit_row_fn fn, void *arg, char *err,
                          size_t errlen);
 
+/* Per (current actor, delegation chain, route, decision): how many
+ * requests, and the first and last time.  Strings valid during the
+ * callback only. */
+typedef struct {
+    const char *actor;
+    const char *delegation_chain; /* JSON text, current actor first */
+    const char *route;
+    const char *decision;      /* allow | deny | error | NULL */
+    uint64_t count;
+    int64_t first_ms, last_ms;
+} tr_audit_summary_row;
+
+typedef int (*tr_audit_summary_fn)(void *arg,
+                                   const tr_audit_summary_row *row);
+
+/*
+ * "What each actor did": request and decision records matching f (the
+ * after_seq, last and merge_completions members are ignored), grouped
+ * as above, ordered by actor, chain, route, decision.  0, the callback's
+ * non-zero value, or -1 with a message in err.
+ */
+int tr_audit_reader_summary(tr_audit_reader *r, const tr_audit_filter *f,
+                            tr_audit_summary_fn fn, void *arg, char *err,
+                            size_t errlen);
+
+/* The plain chain walk (no checkpoints; see store/audit_verify.h for the
+ * full check). */
 typedef struct {
     uint64_t records;          /* rows checked */
     uint64_t last_good_seq;    /* last record that verified */
@@ -75,5 +105,27 @@ typedef struct {
  * message when the database could not be read. */
 int tr_audit_reader_verify(tr_audit_reader *r, tr_audit_verify_result *out,
                            char *err, size_t errlen);
+
+/* --- for the other store/audit_*.c files ------------------------------ */
+
+/* The record columns of `audit a`, in the order the decoder reads them;
+ * a statement selecting them first can be decoded row by row. */
+#define TR_AUDIT_RECORD_COLUMNS                                           \
+    "a.seq, a.prev_hash, a.hash, a.kind, a.time_ms, a.request_id,"         \
+    " a.client_addr, a.principal_issuer, a.principal_sub, a.actor,"        \
+    " a.delegation_chain, a.client_id, a.token_id, a.token_hash,"          \
+    " a.token_verified, a.route, a.tool, a.method, a.path, a.decision,"    \
+    " a.reason, a.policy_rule, a.limiter, a.idem_key_hash, a.idem_replay," \
+    " a.precondition, a.status, a.latency_us, a.bytes, a.config_hash,"     \
+    " a.stripped_headers, a.completes_seq, a.count"
+#define TR_AUDIT_N_RECORD_COLUMNS 33
+
+/* Current row -> record; strings point into the statement's row. */
+void tr_audit_row_decode(sqlite3_stmt *st, tr_audit_record *r);
+
+sqlite3 *tr_audit_reader_db(tr_audit_reader *r);
+
+/* PRAGMA user_version of the file (1: no checkpoints table). */
+int tr_audit_reader_version(const tr_audit_reader *r);
 
 #endif

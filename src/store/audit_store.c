@@ -11,6 +11,11 @@
 #include <jansson.h>
 
 #include "core/audit_chain.h"
+#include "core/audit_checkpoint.h"
+#include "core/b64url.h"
+#include "store/audit_keys.h"
+#include "store/audit_query.h"
+#include "store/audit_sink.h"
 #include "store/sqlite_worker.h"
 
 #define DEFAULT_BACKLOG_MAX 10000
@@ -18,6 +23,14 @@
 #define AGG_ADDR_MAX 64
 #define AGG_REASON_MAX 48
 #define WINDOW_MS 1000
+/* Retention: the first prune a little after start, then one batch of at
+ * most PRUNE_BATCH records every PRUNE_EVERY_MS, or every PRUNE_AGAIN_MS
+ * while batches come back full.  A batch is one short transaction on the
+ * writer thread, so requests never wait for a whole prune. */
+#define PRUNE_FIRST_MS 1000
+#define PRUNE_EVERY_MS 60000
+#define PRUNE_AGAIN_MS 100
+#define DAY_MS 86400000LL
 
 /* Schema v1: one row per record, one column per field (docs/audit.md).
  * Hashes are lower-case hex.  audit_actor indexes every actor of a
@@ -74,8 +87,24 @@ static const char schema_v1[] =
     " PRIMARY KEY (actor, seq)"
     ") WITHOUT ROWID;";
 
-const char *const tr_audit_migrations[] = { schema_v1 };
-const int tr_audit_n_migrations = 1;
+/* Schema v2: signed checkpoints (issue 8), also the anchors retention
+ * leaves behind (kind 'anchor'), and an index so pruning can delete an
+ * actor's rows by seq. */
+static const char schema_v2[] =
+    "CREATE TABLE audit_checkpoint ("
+    " id INTEGER PRIMARY KEY,"
+    " seq INTEGER NOT NULL,"
+    " hash TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " time_ms INTEGER NOT NULL,"
+    " kid TEXT NOT NULL,"
+    " sig TEXT NOT NULL"
+    ");"
+    "CREATE INDEX audit_checkpoint_by_seq ON audit_checkpoint(seq);"
+    "CREATE INDEX audit_actor_by_seq ON audit_actor(seq);";
+
+const char *const tr_audit_migrations[] = { schema_v1, schema_v2 };
+const int tr_audit_n_migrations = 2;
 
 static const char sql_insert[] =
     "INSERT INTO audit (seq, prev_hash, hash, kind, time_ms, request_id,"
@@ -91,6 +120,18 @@ static const char sql_insert[] =
 static const char sql_actor[] =
     "INSERT OR IGNORE INTO audit_actor (actor, seq, depth)"
     " VALUES (?1, ?2, ?3)";
+
+static const char sql_checkpoint[] =
+    "INSERT INTO audit_checkpoint (seq, hash, kind, time_ms, kid, sig)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+static const char sql_prune_scan[] =
+    "SELECT " TR_AUDIT_RECORD_COLUMNS " FROM audit a ORDER BY a.seq"
+    " LIMIT ?1";
+
+static const char sql_prune_anchor[] =
+    "SELECT hash FROM audit_checkpoint WHERE seq = ?1 AND kind = 'anchor'"
+    " ORDER BY id DESC LIMIT 1";
 
 typedef struct {
     char addr[AGG_ADDR_MAX];
@@ -112,13 +153,46 @@ struct tr_audit {
     atomic_uint_least64_t last_seq;
     atomic_uint_least64_t records_written;
 
+    /* Checkpoints.  Keys and sink are set before the thread starts and
+     * used by it alone.  cp_* like the chain: "pending" inside a batch,
+     * settled by batch_end; cp_lines are the batch's sink lines, written
+     * once it committed. */
+    tr_gateway_keys keys;
+    bool signing;              /* keys[0] loaded: checkpoints, anchors */
+    uint32_t every;            /* audit.checkpoint_every; 0 = none */
+    tr_audit_sink *sink;
+    uint64_t pending_cp_seq, committed_cp_seq; /* last periodic/shutdown */
+    uint64_t pending_cps;
+    char *cp_lines;
+    size_t cp_len, cp_cap;
+    atomic_uint_least64_t checkpoints;
+    atomic_uint_least64_t checkpoint_failures;
+    atomic_uint_least64_t sink_failures;
+    atomic_uint_least64_t pruned;
+    atomic_uint_least64_t prune_refusals;
+
     /* Loop thread only. */
     uint64_t records_dropped, records_failed, admit_refusals;
     uint64_t reads_unaudited, refused_tokens;
     int64_t window;            /* current refused-token window, or -1 */
     agg_entry agg[AGG_SLOTS + 1]; /* the last slot is the overflow */
     size_t n_agg;
+    uv_timer_t prune_timer;
+    bool prune_busy;
+    bool closing;
+    int open_handles;          /* timers not closed yet */
 };
+
+typedef struct {
+    tr_job job;
+    tr_audit *a;
+    int64_t cutoff_ms;
+} prune_job;
+
+typedef struct {
+    tr_job job;
+    tr_audit *a;
+} shutdown_job;
 
 typedef struct {
     tr_job job;
@@ -179,6 +253,29 @@ load_chain_head(tr_audit *a, tr_sqlite *s, char *err, size_t errlen)
     return 0;
 }
 
+/* The newest periodic or shutdown checkpoint: where the next periodic
+ * one, and the shutdown one, take over. */
+static int
+load_checkpoint_head(tr_audit *a, tr_sqlite *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    rc = sqlite3_prepare_v2(tr_sqlite_db(s),
+                            "SELECT max(seq) FROM audit_checkpoint"
+                            " WHERE kind <> 'anchor'", -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "audit: %s", sqlite3_errmsg(tr_sqlite_db(s)));
+        return tr_sqlite_status(rc);
+    }
+    a->committed_cp_seq = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        a->committed_cp_seq = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    a->pending_cp_seq = a->committed_cp_seq;
+    return 0;
+}
+
 static int
 audit_migrate(void *db, void *ctx, char *err, size_t errlen)
 {
@@ -187,7 +284,10 @@ audit_migrate(void *db, void *ctx, char *err, size_t errlen)
 
     if (rc != 0)
         return rc;
-    return load_chain_head(ctx, db, err, errlen);
+    rc = load_chain_head(ctx, db, err, errlen);
+    if (rc != 0)
+        return rc;
+    return load_checkpoint_head(ctx, db, err, errlen);
 }
 
 static void
@@ -201,11 +301,96 @@ audit_batch_end(void *ctx, int status)
         a->committed_seq = a->pending_seq;
         memcpy(a->committed_hash, a->pending_hash, 32);
         atomic_store(&a->last_seq, a->committed_seq);
+        a->committed_cp_seq = a->pending_cp_seq;
+        atomic_fetch_add(&a->checkpoints, a->pending_cps);
+        /* Only committed checkpoints leave the house: the sink never
+         * names a record the database does not hold. */
+        if (a->sink && a->cp_len &&
+            tr_audit_sink_write(a->sink, a->cp_lines, a->cp_len) != 0)
+            atomic_fetch_add(&a->sink_failures, 1);
     } else {
         /* Rolled back: the rows are gone, so are their numbers. */
         a->pending_seq = a->committed_seq;
         memcpy(a->pending_hash, a->committed_hash, 32);
+        a->pending_cp_seq = a->committed_cp_seq;
     }
+    a->pending_cps = 0;
+    a->cp_len = 0;
+}
+
+static int step_done(tr_sqlite *s, sqlite3_stmt *st);
+
+static bool
+append_line(tr_audit *a, const char *line, size_t n)
+{
+    if (a->cp_len + n > a->cp_cap) {
+        size_t cap = a->cp_cap ? 2 * a->cp_cap : 4096;
+        char *p;
+
+        while (cap < a->cp_len + n)
+            cap *= 2;
+        p = realloc(a->cp_lines, cap);
+        if (!p)
+            return false;
+        a->cp_lines = p;
+        a->cp_cap = cap;
+    }
+    memcpy(a->cp_lines + a->cp_len, line, n);
+    a->cp_len += n;
+    return true;
+}
+
+/*
+ * Signs a checkpoint of (seq, hash), inserts it into audit_checkpoint and
+ * queues its line for the sink (written when the batch commits).  A
+ * checkpoint that cannot be signed is counted and skipped (0), unless
+ * `required` (an anchor: retention must not delete without one), then
+ * TR_STORE_EJOB.  Other failures are the insert's store status.
+ */
+static int
+write_checkpoint(tr_audit *a, tr_sqlite *s, tr_audit_cp_kind kind,
+                 uint64_t seq, const uint8_t hash[32], bool required)
+{
+    tr_audit_checkpoint cp;
+    char hex[65], sig[96], line[TR_AUDIT_CP_LINE_MAX];
+    size_t n, siglen;
+    sqlite3_stmt *st;
+    int rc;
+
+    memset(&cp, 0, sizeof(cp));
+    cp.kind = kind;
+    cp.seq = seq;
+    memcpy(cp.hash, hash, 32);
+    cp.time_ms = wall_ms();
+    if (!a->signing ||
+        tr_audit_checkpoint_sign(&cp, a->keys.keys[0].pkey,
+                                 a->keys.keys[0].kid) != TR_AUDIT_CP_OK ||
+        tr_audit_checkpoint_to_json(&cp, line, sizeof(line) - 1, &n) !=
+            TR_AUDIT_CP_OK ||
+        tr_b64url_encode(cp.sig, sizeof(cp.sig), sig, sizeof(sig),
+                         &siglen) != 0) {
+        atomic_fetch_add(&a->checkpoint_failures, 1);
+        return required ? TR_STORE_EJOB : 0;
+    }
+    tr_audit_hex(cp.hash, 32, hex);
+    st = tr_sqlite_stmt(s, sql_checkpoint);
+    if (!st)
+        return tr_sqlite_status(sqlite3_errcode(tr_sqlite_db(s)));
+    sqlite3_bind_int64(st, 1, (int64_t)seq);
+    sqlite3_bind_text(st, 2, hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tr_audit_cp_kind_name(kind), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, cp.time_ms);
+    sqlite3_bind_text(st, 5, cp.kid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, sig, -1, SQLITE_STATIC);
+    rc = step_done(s, st);
+    if (rc != 0)
+        return rc;
+    line[n++] = '\n';
+    if (!append_line(a, line, n))
+        atomic_fetch_add(&a->sink_failures, 1);
+    a->pending_cps++;
+    return 0;
 }
 
 static void
@@ -329,14 +514,167 @@ run_insert(tr_job *job, void *db)
     bind_int(st, 32, r->has_completes_seq, (int64_t)r->completes_seq);
     bind_int(st, 33, r->has_count, r->count);
     rc = step_done(s, st);
-    if (rc == 0)
-        rc = insert_actors(s, r);
     if (rc != 0)
         return rc;
+    rc = insert_actors(s, r);
+    if (rc == 0 && a->every && r->seq % a->every == 0) {
+        rc = write_checkpoint(a, s, TR_AUDIT_CP_PERIODIC, r->seq, r->hash,
+                              false);
+        if (rc == 0)
+            a->pending_cp_seq = r->seq;
+    }
+    if (rc != 0) {
+        /* The row is in the batch already: failing this job alone would
+         * leave a record the chain state does not know.  Roll back. */
+        return rc == TR_STORE_EJOB ? TR_STORE_ERROR : rc;
+    }
     /* Only a row really in the batch moves the chain forward. */
     a->pending_seq = r->seq;
     memcpy(a->pending_hash, r->hash, 32);
     return 0;
+}
+
+/* --- retention and the shutdown checkpoint (worker thread) ------------- */
+
+/* The hash the trail continues from before record `first`: zeros before
+ * seq 1, else the anchor retention left at first - 1.  False when there
+ * is no anchor (the head of the trail is not what retention left). */
+static bool
+prune_start(tr_sqlite *s, uint64_t first, uint8_t hash[32])
+{
+    sqlite3_stmt *st;
+    bool ok = false;
+
+    memset(hash, 0, 32);
+    if (first == 1)
+        return true;
+    st = tr_sqlite_stmt(s, sql_prune_anchor);
+    if (!st)
+        return false;
+    sqlite3_bind_int64(st, 1, (int64_t)(first - 1));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        ok = tr_audit_unhex((const char *)sqlite3_column_text(st, 0), hash,
+                            32);
+    sqlite3_reset(st);
+    return ok;
+}
+
+static int
+exec_seq(tr_sqlite *s, const char *sql, uint64_t seq, int *changes)
+{
+    sqlite3_stmt *st = tr_sqlite_stmt(s, sql);
+    int rc;
+
+    if (!st)
+        return tr_sqlite_status(sqlite3_errcode(tr_sqlite_db(s)));
+    sqlite3_bind_int64(st, 1, (int64_t)seq);
+    rc = step_done(s, st);
+    if (changes)
+        *changes = sqlite3_changes(tr_sqlite_db(s));
+    return rc;
+}
+
+static const char sql_del_audit[] = "DELETE FROM audit WHERE seq <= ?1";
+static const char sql_del_actor[] =
+    "DELETE FROM audit_actor WHERE seq <= ?1";
+static const char sql_del_cps[] =
+    "DELETE FROM audit_checkpoint WHERE seq < ?1";
+
+/*
+ * One retention batch: the oldest records, at most TR_AUDIT_PRUNE_BATCH,
+ * up to the first one not older than the cutoff, never the newest record
+ * (it carries the chain head across restarts).  They are verified first
+ * (from seq 1 or the previous anchor): retention never signs over, nor
+ * deletes, a part of the trail that does not verify; it stops before it
+ * and counts a refusal.  Then, in a savepoint: a signed ANCHOR of the
+ * last one, the records, their audit_actor rows, and the checkpoints they
+ * made obsolete.  Returns how many records it deleted (a positive job
+ * result), 0, or a store status.
+ */
+static int
+run_prune(tr_job *job, void *db)
+{
+    prune_job *j = (prune_job *)job;
+    tr_audit *a = j->a;
+    tr_sqlite *s = db;
+    uint64_t last = 0, upto = 0;
+    uint8_t last_hash[32], upto_hash[32];
+    size_t cp_len = a->cp_len;
+    uint64_t cps = a->pending_cps;
+    sqlite3_stmt *st;
+    int rc, deleted = 0;
+
+    if (!a->signing)
+        return 0;
+    st = tr_sqlite_stmt(s, sql_prune_scan);
+    if (!st)
+        return tr_sqlite_status(sqlite3_errcode(tr_sqlite_db(s)));
+    sqlite3_bind_int64(st, 1, TR_AUDIT_PRUNE_BATCH);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        tr_audit_record rec;
+
+        tr_audit_row_decode(st, &rec);
+        if (rec.time_ms >= j->cutoff_ms || rec.seq >= a->pending_seq)
+            break;
+        if (!upto) {
+            last = rec.seq - 1;
+            if (!prune_start(s, rec.seq, last_hash)) {
+                atomic_fetch_add(&a->prune_refusals, 1);
+                break;
+            }
+        }
+        if (tr_audit_chain_verify(&rec, last, last_hash) != TR_CHAIN_OK) {
+            atomic_fetch_add(&a->prune_refusals, 1);
+            break;
+        }
+        last = upto = rec.seq;
+        memcpy(last_hash, rec.hash, 32);
+        memcpy(upto_hash, rec.hash, 32);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return tr_sqlite_status(sqlite3_extended_errcode(
+            tr_sqlite_db(s)));
+    if (!upto)
+        return 0;
+    rc = tr_sqlite_status(sqlite3_exec(tr_sqlite_db(s), "SAVEPOINT prune",
+                                       NULL, NULL, NULL));
+    if (rc != 0)
+        return rc;
+    rc = write_checkpoint(a, s, TR_AUDIT_CP_ANCHOR, upto, upto_hash, true);
+    if (rc == 0)
+        rc = exec_seq(s, sql_del_audit, upto, &deleted);
+    if (rc == 0)
+        rc = exec_seq(s, sql_del_actor, upto, NULL);
+    if (rc == 0)
+        rc = exec_seq(s, sql_del_cps, upto, NULL);
+    if (rc != 0) {
+        sqlite3_exec(tr_sqlite_db(s), "ROLLBACK TO prune", NULL, NULL,
+                     NULL);
+        a->cp_len = cp_len;
+        a->pending_cps = cps;
+        deleted = 0;
+    }
+    sqlite3_exec(tr_sqlite_db(s), "RELEASE prune", NULL, NULL, NULL);
+    return rc != 0 ? rc : deleted;
+}
+
+/* The last job before the worker stops: a checkpoint of the head, so
+ * that after a clean stop nothing is outside a signature. */
+static int
+run_shutdown(tr_job *job, void *db)
+{
+    tr_audit *a = ((shutdown_job *)job)->a;
+    int rc;
+
+    if (!a->every || a->pending_seq == 0 ||
+        a->pending_seq == a->pending_cp_seq)
+        return 0;
+    rc = write_checkpoint(a, db, TR_AUDIT_CP_SHUTDOWN, a->pending_seq,
+                          a->pending_hash, false);
+    if (rc == 0)
+        a->pending_cp_seq = a->pending_seq;
+    return rc;
 }
 
 /* --- loop thread ------------------------------------------------------ */
@@ -518,6 +856,67 @@ tr_audit_write_completion(tr_audit *a, uint64_t decision_seq,
                   NULL);
 }
 
+/* --- retention (loop thread) ------------------------------------------ */
+
+static void on_prune_timer(uv_timer_t *t);
+
+static void
+prune_done(tr_job *job, int status)
+{
+    prune_job *j = (prune_job *)job;
+    tr_audit *a = j->a;
+
+    a->prune_busy = false;
+    if (status > 0)
+        atomic_fetch_add(&a->pruned, (uint64_t)status);
+    /* A full batch: more old records are waiting; come back soon. */
+    if (status >= TR_AUDIT_PRUNE_BATCH && a->cfg->retention_days &&
+        !a->closing)
+        uv_timer_start(&a->prune_timer, on_prune_timer, PRUNE_AGAIN_MS,
+                       PRUNE_EVERY_MS);
+    free(j);
+}
+
+int
+tr_audit_prune(tr_audit *a, int64_t cutoff_ms)
+{
+    prune_job *j;
+    int rc;
+
+    if (!a || !a->signing)
+        return 0;
+    if (a->prune_busy)
+        return TR_STORE_EAGAIN;
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        return TR_STORE_ERROR;
+    j->job.run = run_prune;
+    j->job.done = prune_done;
+    j->a = a;
+    j->cutoff_ms = cutoff_ms;
+    rc = tr_worker_submit(a->w, &j->job);
+    if (rc != 0) {
+        free(j);
+        return rc;
+    }
+    a->prune_busy = true;
+    return 0;
+}
+
+static void
+on_prune_timer(uv_timer_t *t)
+{
+    tr_audit *a = t->data;
+
+    tr_audit_prune(a, wall_ms() - (int64_t)a->cfg->retention_days * DAY_MS);
+}
+
+static void
+shutdown_done(tr_job *job, int status)
+{
+    free(job);
+}
+
 /* --- refused tokens ----------------------------------------------------- */
 
 static void
@@ -660,6 +1059,21 @@ tr_audit_open(uv_loop_t *loop, const char *state_dir,
     a->backlog_max = cfg->backlog_max ? cfg->backlog_max
                                       : DEFAULT_BACKLOG_MAX;
     a->window = -1;
+    a->every = cfg->checkpoint_every;
+    /* Checkpoints and retention's anchors are signed: no key, no start. */
+    if (cfg->checkpoint_every || cfg->retention_days) {
+        if (tr_audit_keys_load_signing(state_dir, cfg->signing_key_file,
+                                       wall_ms() / 1000, &a->keys, err,
+                                       errlen) != 0)
+            goto fail;
+        a->signing = true;
+    }
+    if (cfg->checkpoint_file) {
+        a->sink = tr_audit_sink_open(cfg->checkpoint_file, state_dir, err,
+                                     errlen);
+        if (!a->sink)
+            goto fail;
+    }
     memset(&o, 0, sizeof(o));
     o.name = "audit";
     o.db_path = path;
@@ -672,35 +1086,67 @@ tr_audit_open(uv_loop_t *loop, const char *state_dir,
     o.queue_max = 2 * a->backlog_max + AGG_SLOTS + 1;
     o.flush_ms = cfg->flush_ms;
     a->w = tr_worker_start(loop, &o, err, errlen);
-    if (!a->w) {
-        free(a);
-        return NULL;
-    }
+    if (!a->w)
+        goto fail;
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_timer, WINDOW_MS, WINDOW_MS);
     /* The flush timer alone must not keep a loop alive. */
     uv_unref((uv_handle_t *)&a->timer);
+    uv_timer_init(loop, &a->prune_timer);
+    a->prune_timer.data = a;
+    if (cfg->retention_days)
+        uv_timer_start(&a->prune_timer, on_prune_timer, PRUNE_FIRST_MS,
+                       PRUNE_EVERY_MS);
+    uv_unref((uv_handle_t *)&a->prune_timer);
+    a->open_handles = 2;
     return a;
+
+fail:
+    tr_audit_sink_close(a->sink);
+    tr_gateway_keys_free(&a->keys);
+    free(a);
+    return NULL;
 }
 
 static void
 on_timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    tr_audit *a = h->data;
+
+    if (--a->open_handles == 0)
+        free(a);
 }
 
 void
 tr_audit_close(tr_audit *a)
 {
+    shutdown_job *j;
+
     if (!a)
         return;
+    a->closing = true;
     if (a->n_agg)
         agg_flush(a);
+    /* Queued last, after every record: the head is then covered. */
+    if (a->every && a->signing && (j = calloc(1, sizeof(*j)))) {
+        j->job.run = run_shutdown;
+        j->job.done = shutdown_done;
+        j->a = a;
+        if (tr_worker_submit(a->w, &j->job) != 0)
+            free(j);
+    }
     uv_timer_stop(&a->timer);
+    uv_timer_stop(&a->prune_timer);
     tr_worker_stop(a->w);
     a->w = NULL;
+    tr_audit_sink_close(a->sink);
+    a->sink = NULL;
+    tr_gateway_keys_free(&a->keys);
+    free(a->cp_lines);
+    a->cp_lines = NULL;
     uv_close((uv_handle_t *)&a->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&a->prune_timer, on_timer_closed);
 }
 
 bool
@@ -737,4 +1183,9 @@ tr_audit_get_stats(const tr_audit *ca, tr_audit_stats *out)
     out->last_seq = atomic_load(&a->last_seq);
     out->last_error = ws.last_error;
     out->available = ws.available && ws.backlog < a->backlog_max;
+    out->checkpoints = atomic_load(&a->checkpoints);
+    out->checkpoint_failures = atomic_load(&a->checkpoint_failures);
+    out->sink_failures = atomic_load(&a->sink_failures);
+    out->records_pruned = atomic_load(&a->pruned);
+    out->prune_refusals = atomic_load(&a->prune_refusals);
 }

@@ -54,7 +54,9 @@
 #include "store/worker.h"
 
 #define TR_AUDIT_DB_FILE "audit.db"
-#define TR_AUDIT_SCHEMA_VERSION 1
+#define TR_AUDIT_SCHEMA_VERSION 2
+/* Records one retention batch deletes at most (one short transaction). */
+#define TR_AUDIT_PRUNE_BATCH 1000
 
 typedef struct tr_audit tr_audit;
 
@@ -63,14 +65,37 @@ typedef struct tr_audit tr_audit;
  * worker.  The caller has already made and locked state_dir
  * (store/state_dir.h).  NULL with a message in err on failure.
  * cfg must outlive the tr_audit.
+ *
+ * Signed checkpoints (issue 8): with audit.checkpoint_every N, the record
+ * whose seq is a multiple of N gets a signed checkpoint in the same
+ * transaction (table audit_checkpoint), and once committed its JSON line
+ * goes to audit.checkpoint_file (store/audit_sink.h); at close a last one
+ * covers the head.  The key: store/audit_keys.h (created in state_dir
+ * when audit.signing_key_file is unset; a key that cannot be loaded
+ * refuses start-up, and so does a checkpoint_file inside state_dir).
+ *
+ * Retention: with audit.retention_days D, a timer queues tr_audit_prune()
+ * with now - D days (1 s after open, then every minute, and again at once
+ * while batches come back full).
  */
 tr_audit *tr_audit_open(uv_loop_t *loop, const char *state_dir,
                         const tr_audit_cfg *cfg, char *err, size_t errlen);
 
-/* Writes the refused-token aggregates, commits everything queued, calls
- * pending callbacks, stops the thread.  Run the loop once afterwards so
- * the handles close.  NULL is a no-op. */
+/* Writes the refused-token aggregates, commits everything queued and a
+ * shutdown checkpoint, calls pending callbacks, stops the thread.  Run
+ * the loop once afterwards so the handles close.  NULL is a no-op. */
 void tr_audit_close(tr_audit *a);
+
+/*
+ * Queues one retention batch (on the writer thread, like a record):
+ * deletes at most TR_AUDIT_PRUNE_BATCH of the oldest records whose time
+ * is before cutoff_ms, after verifying them, and leaves a signed anchor
+ * at the last one so the rest verifies from there (docs/audit.md
+ * "Retention").  The timer calls it; tests call it with any cutoff.
+ * 0 (also when nothing signs: retention needs a key), TR_STORE_EAGAIN
+ * while a batch is still running, or a TR_STORE_E* code.
+ */
+int tr_audit_prune(tr_audit *a, int64_t cutoff_ms);
 
 /*
  * May a request go ahead as far as the audit is concerned?  0 yes;
@@ -148,6 +173,12 @@ typedef struct {
     uint64_t last_seq;          /* last committed sequence number */
     int last_error;             /* TR_STORE_E* of the last failure */
     bool available;
+    uint64_t checkpoints;       /* committed signed checkpoints, anchors */
+    uint64_t checkpoint_failures; /* checkpoints not signed (skipped) */
+    uint64_t sink_failures;     /* checkpoint lines not written yet */
+    uint64_t records_pruned;    /* deleted by retention */
+    uint64_t prune_refusals;    /* batches stopped at a record that does
+                                 * not verify: retention is stuck there */
 } tr_audit_stats;
 
 void tr_audit_get_stats(const tr_audit *a, tr_audit_stats *out);

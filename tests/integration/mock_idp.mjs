@@ -9,15 +9,18 @@
 //   GET  /jwks, POST /token, ...   oauth2-mock-server's own endpoints
 //   POST /_ctl/rotate[?keep_old=1] a new signing key; the old one stays in
 //                                  the JWKS only with keep_old
-//   POST /_ctl/jwks?mode=up|down[&delay_ms=N]
+//   POST /_ctl/jwks?mode=up|down[&delay_ms=N][&extra_keys=N]
 //                                  down: /jwks answers 503; delay_ms:
-//                                  /jwks answers that much later
+//                                  /jwks answers that much later;
+//                                  extra_keys: N more EC keys published
+//                                  (a large key set, for benchmarks)
 //   GET  /_ctl/stats               {"jwks_gets": N, "kid": K, "mode": M}
 //
 // The token endpoint (client_credentials) takes extra form fields, applied
 // by the beforeTokenSigning hook: sub (default client_id), act (actor ids,
 // current first, comma separated: becomes a nested RFC 8693 act claim),
 // claims (a JSON object merged into the payload).
+import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 
 import { OAuth2Server } from 'oauth2-mock-server';
@@ -31,6 +34,7 @@ let jwksMode = 'up';
 let jwksDelayMs = 0;
 let current = null;
 let retired = [];
+let extra = [];
 
 function actClaim(list) {
   let act;
@@ -66,9 +70,9 @@ function sendJson(res, status, obj) {
 function serveJwks(req, res) {
   if (jwksMode === 'down') {
     sendJson(res, 503, { error: 'jwks endpoint down (test)' });
-  } else if (retired.length) {
+  } else if (retired.length || extra.length) {
     sendJson(res, 200, {
-      keys: [...current.server.issuer.keys.toJSON(), ...retired],
+      keys: [...current.server.issuer.keys.toJSON(), ...retired, ...extra],
     });
   } else {
     current.server.service.requestHandler(req, res);
@@ -91,6 +95,14 @@ async function control(req, res, url) {
   } else if (url.pathname === '/_ctl/jwks') {
     jwksMode = url.searchParams.get('mode') || jwksMode;
     jwksDelayMs = Number(url.searchParams.get('delay_ms') || 0);
+    const n = Number(url.searchParams.get('extra_keys') || 0);
+    extra = [];
+    for (let i = 0; i < n; i++) {
+      const { publicKey } = generateKeyPairSync('ec',
+                                                { namedCurve: 'P-256' });
+      extra.push({ ...publicKey.export({ format: 'jwk' }),
+                   kid: `extra-${i}`, alg: 'ES256', use: 'sig' });
+    }
     sendJson(res, 200, { mode: jwksMode, delay_ms: jwksDelayMs });
   } else {
     sendJson(res, 404, { error: 'unknown control' });

@@ -135,8 +135,11 @@ class MockIdp:
         return self._ctl("POST", "rotate",
                          keep_old="1" if keep_old else "0")["kid"]
 
-    def set_jwks(self, mode="up", delay_ms=0):
-        return self._ctl("POST", "jwks", mode=mode, delay_ms=str(delay_ms))
+    def set_jwks(self, mode="up", delay_ms=0, extra_keys=0):
+        """mode down: /jwks answers 503; delay_ms: it answers that much
+        later; extra_keys: that many more EC keys are published."""
+        return self._ctl("POST", "jwks", mode=mode, delay_ms=str(delay_ms),
+                         extra_keys=str(extra_keys))
 
     def wait_jwks_gets(self, n, timeout=10.0):
         """Poll until /jwks was fetched at least n times; return the count."""

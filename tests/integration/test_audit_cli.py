@@ -208,8 +208,14 @@ def test_argument_errors_exit_2_and_missing_db_exits_1(treaty_bin,
     assert audit(treaty_bin, "query", "--state-dir", str(tmp_path),
                  "--since", "yesterday").returncode == 2
     assert audit(treaty_bin, "bogus").returncode == 2
-    assert audit(treaty_bin, "export", "--state-dir",
+    assert audit(treaty_bin, "export", "--format", "csv", "--state-dir",
                  str(tmp_path)).returncode == 2
+    assert audit(treaty_bin, "summary", "--state-dir",
+                 str(tmp_path)).returncode == 2, "needs --principal"
+    assert audit(treaty_bin, "verify", "--actor", "x", "--state-dir",
+                 str(tmp_path)).returncode == 2, "verify takes no filters"
+    assert audit(treaty_bin, "export", "--state-dir",
+                 str(tmp_path)).returncode == 1
     r = audit(treaty_bin, "tail", "--state-dir", str(tmp_path))
     assert r.returncode == 1
     assert "no audit database" in r.stderr

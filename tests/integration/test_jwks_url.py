@@ -202,6 +202,7 @@ def test_burst_of_random_kids_causes_at_most_one_refetch(
     time.sleep(2.1)   # a refetch is allowed again
     before = idp.jwks_gets()
     tokens = [random_kid_token(idp, i) for i in range(50)]
+    more = [random_kid_token(idp, 100 + i) for i in range(50)]
 
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(lambda tok: get(t, tok).status_code, tokens))
@@ -213,7 +214,6 @@ def test_burst_of_random_kids_causes_at_most_one_refetch(
     # token is refused at once and nothing is fetched
     refused_before = metric(t, "treaty_jwks_refetches_refused_total")
     held_before = metric(t, "treaty_jwks_held_requests_total")
-    more = [random_kid_token(idp, 100 + i) for i in range(50)]
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         codes = list(pool.map(lambda tok: get(t, tok).status_code, more))
     assert codes == [401] * 50

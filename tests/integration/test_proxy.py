@@ -379,3 +379,32 @@ def test_options_asterisk_answered_by_gateway(treaty, backend):
     assert r.status == 204
     assert "GET" in r.headers["allow"]
     assert backend.count() == 0
+
+
+def test_header_timeout_is_a_deadline_not_reset_by_each_byte(treaty,
+                                                             backend):
+    cfg = proxy_config(backend.url,
+                       limits={"client_header_timeout_ms": 600})
+    t = treaty(cfg)
+    with RawConn(t.host, t.port) as c:
+        c.send(b"GET /x HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        got = b""
+        c.sock.settimeout(0.15)
+        # Trickle a byte every 150 ms: an inactivity timer would never
+        # fire; the deadline does.
+        for _ in range(30):
+            try:
+                c.send(b"X")
+            except OSError:
+                break
+            try:
+                got += c.sock.recv(4096)
+                if got:
+                    break
+            except socket.timeout:
+                pass
+        elapsed = time.monotonic() - t0
+    assert b" 408 " in got.split(b"\r\n")[0]
+    if not harness.SANITIZER:
+        assert elapsed < 0.6 + 0.4
