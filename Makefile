@@ -24,7 +24,7 @@ BASE_CFLAGS = -std=c17 -D_GNU_SOURCE -g -O2 -Isrc -I$(LLHTTP_INC) \
               -fno-strict-aliasing -pthread
 CFLAGS ?=
 LDFLAGS ?=
-LIBS = -luv -ljansson -lyaml -lsqlite3 -lssl -lcrypto -lcurl -lxxhash \
+LIBS = -luv -ljansson -lyaml -lsqlite3 -lssl -lcrypto -lcurl -lxxhash -lz \
        -lpthread -lm
 
 ifeq ($(SAN),1)

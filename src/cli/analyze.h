@@ -110,7 +110,8 @@ const char *tr_parse_status_name(tr_parse_status s);
 typedef enum {
     TR_LOGGED_UNKNOWN = 0,     /* not a treaty log, or no budgets ran */
     TR_LOGGED_BEFORE,          /* refused before admission: not replayed */
-    TR_LOGGED_ADMITTED,        /* admitted, at once or after queueing */
+    TR_LOGGED_ADMITTED,        /* admitted at once */
+    TR_LOGGED_QUEUED,          /* admitted after waiting for a slot */
     TR_LOGGED_REFUSED,         /* refused by a budget */
     TR_LOGGED_REPLAY,          /* an idempotent replay: one rate unit */
 } tr_logged_admission;

@@ -362,8 +362,11 @@ parse_treaty(tr_json_parser *jp, json_t *o, tr_log_record *out)
     const char *dec = json_string_value(json_object_get(o, "decision"));
     if (lim && !strcmp(lim, "replay"))
         out->logged = TR_LOGGED_REPLAY;
-    else if (lim && (!strncmp(lim, "admitted", 8) || !strcmp(lim, "queued")))
+    else if (lim && !strcmp(lim, "admitted"))
         out->logged = TR_LOGGED_ADMITTED;
+    else if (lim && (!strcmp(lim, "admitted_after_queue") ||
+                     !strcmp(lim, "queued")))
+        out->logged = TR_LOGGED_QUEUED;
     else if (lim)
         out->logged = TR_LOGGED_REFUSED;
     else if (dec && !strcmp(dec, "deny"))

@@ -12,9 +12,10 @@
  * Known shortcomings, stated in the report:
  *   - without logged durations a request holds its slot for
  *     --assume-duration-ms (default 0), so concurrency rarely binds;
- *   - a logged duration includes any wait treaty's own queue imposed, so
- *     a request that was queued when logged holds its slot a little
- *     longer here;
+ *   - a logged duration includes any wait treaty's own queue imposed:
+ *     when the log says a request waited, the wait simulated here is
+ *     taken off its duration, which is exact only when the two waits
+ *     agree;
  *   - principals beyond the tracking cap are simulated under their own
  *     budgets (keyed by a hash) but reported together as "(other)".
  */
@@ -398,7 +399,8 @@ count_replay(tr_sim *s, sim_counts *c, const void *arg)
 static void
 agreement(tr_sim *s, uint8_t logged, bool refused)
 {
-    if (logged == TR_LOGGED_ADMITTED || logged == TR_LOGGED_REPLAY) {
+    if (logged == TR_LOGGED_ADMITTED || logged == TR_LOGGED_QUEUED ||
+        logged == TR_LOGGED_REPLAY) {
         if (refused)
             s->only_sim_refused++;
         else
@@ -442,6 +444,10 @@ fire(tr_sim *s, sim_timer t)
             uint64_t waited = s->now - w->arrival;
             count_all(s, w->who, w->tool, count_woken, &waited);
             agreement(s, w->logged, false);
+            /* treaty logged the wait inside the duration: what is left
+             * is how long the slot was held. */
+            if (w->logged == TR_LOGGED_QUEUED)
+                w->dur = w->dur > waited ? w->dur - waited : 0;
             start_holding(s, w);
         }
         return;

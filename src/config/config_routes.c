@@ -236,7 +236,7 @@ static const tr_field idem_fields[] = {
     ID("canonical_json", TR_F_BOOL, canonical_json, 0, 0),
     TR_FIELD_ENUM("ambiguous", tr_idem_cfg, ambiguous, ambiguous_names),
     TR_FIELD_ENUM("after_crash", tr_idem_cfg, after_crash, crash_names),
-    ID("ttl_s", TR_F_U32, ttl_s, 60, 31536000),
+    ID("ttl_s", TR_F_U32, ttl_s, 1, 31536000),
     ID("storage_cap", TR_F_U32, storage_cap, 0, 1u << 30),
     ID("fail_open", TR_F_BOOL, fail_open, 0, 0),
     ID("forward_derived_key", TR_F_BOOL, forward_derived_key, 0, 0),

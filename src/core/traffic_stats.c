@@ -344,8 +344,16 @@ static uint32_t
 window_add(uint32_t *ring, size_t n, int64_t *head, uint32_t *sum,
            int64_t step, bool first)
 {
-    if (first || step - *head >= (int64_t)n) {
+    if (first) {
         memset(ring, 0, n * sizeof(*ring));
+        *sum = 0;
+    } else if (step - *head >= (int64_t)n) {
+        /* The whole window moved on.  A sparse caller's window holds
+         * just its last request: clearing that slot is enough. */
+        if (*sum == 1 && ring[*head % (int64_t)n] == 1)
+            ring[*head % (int64_t)n] = 0;
+        else
+            memset(ring, 0, n * sizeof(*ring));
         *sum = 0;
     } else {
         for (int64_t s = *head + 1; s <= step; s++) {
@@ -668,13 +676,14 @@ classify(const tr_traffic *t, const tr_traffic_principal *p,
     s->shape = TR_SHAPE_HUMAN;
     if (s->gap_cv >= 0)
         snprintf(s->reason, sizeof(s->reason),
-                 "inter-arrival CV %.2f, at most %u requests in 1 s, "
+                 "inter-arrival CV %.2f, at most %u request%s in 1 s, "
                  "largest burst %u: within a person's pace", s->gap_cv,
-                 s->peak_1s, s->burst_max);
+                 s->peak_1s, s->peak_1s == 1 ? "" : "s", s->burst_max);
     else
         snprintf(s->reason, sizeof(s->reason),
-                 "at most %u requests in 1 s, largest burst %u: within a "
-                 "person's pace", s->peak_1s, s->burst_max);
+                 "at most %u request%s in 1 s, largest burst %u: within "
+                 "a person's pace", s->peak_1s, s->peak_1s == 1 ? "" : "s",
+                 s->burst_max);
 }
 
 void

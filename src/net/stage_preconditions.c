@@ -313,8 +313,8 @@ lock_timed_out(tr_precond_req *p)
     add_wait_sample((double)(tr_now_ns() - p->lw.since_ns) / 1e9);
     outcome(req, OUT_LOCK_TIMEOUT);
     snprintf(detail, sizeof(detail),
-             "another write to this resource held its lock for more than "
-             "%u ms; retry shortly", req->route->lock_timeout_ms);
+             "waited %u ms for another write to this resource to finish; "
+             "retry shortly", req->route->lock_timeout_ms);
     req->reason = "resource_busy";
     tr_respond_problem(req, TR_P_RESOURCE_LOCK_TIMEOUT, detail,
                        "Retry-After: 1\r\n");
@@ -465,6 +465,9 @@ answer_412(tr_precond_req *p, tr_current_state st, const char *etag)
     else if (p->inm.present && p->inm.any)
         detail = "the resource already exists; If-None-Match: * allows "
                  "only a create";
+    else if (!p->im.present)
+        detail = "the resource's current ETag is one If-None-Match "
+                 "excludes";
     else if (st == TR_CUR_PRESENT_NO_ETAG)
         detail = "the resource is larger than this route's etag_body_cap, "
                  "so it has no ETag to compare; only If-Match: * works";

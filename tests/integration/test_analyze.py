@@ -786,3 +786,75 @@ http {{
     assert rep["report"]["first"].startswith(
         datetime.fromtimestamp(min(stamp(x) for x in lines) / NS,
                                timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+# ----------------------------------------- agreement with the gateway --
+
+def test_simulation_agrees_with_the_gateway(tmp_path, treaty, backend):
+    """Traffic through treaty with budgets, then its own access log
+    simulated with the same configuration: the two refuse the same
+    requests, within a tolerance.  The log has millisecond timestamps and
+    stamps a request's start, a little before its admission, so a request
+    on the edge of a budget may go either way; the tolerance is 3
+    requests of 75 (4 %)."""
+    from harness import py_mint, bearer
+    import concurrent.futures as cf
+    import threading
+
+    backend.script("/work/x", delay=0.15)
+    issuer = {"name": "corp", "issuer": harness.DEV_ISS,
+              "audiences": [harness.DEV_AUD], "algorithms": ["ES256"],
+              "jwks_file": str(harness.DEV_KEYS / "jwks.json")}
+    cfg = {
+        "upstreams": {"api": {"url": backend.url, "max_connections": 64}},
+        "identity": {"issuers": [issuer]},
+        "budgets": {
+            "human": {"concurrency": 8, "rate": 100, "burst": 200},
+            "agent": {"concurrency": 2, "queue": 3, "queue_timeout_ms": 400,
+                      "rate": 10, "burst": 12},
+        },
+        "routes": [{"name": "work", "match": {"methods": ["GET"],
+                                              "path": "/work/{rest...}"},
+                    "upstream": "api"}],
+    }
+    t = treaty(cfg)
+    agent = py_mint("alice", act=["agent:planner"])
+    person = py_mint("bob")
+
+    def wave(n, token):
+        barrier = threading.Barrier(n)
+
+        def one(_):
+            barrier.wait()
+            return requests.get(t.url + "/work/x", headers=bearer(token),
+                                timeout=30).status_code
+        with cf.ThreadPoolExecutor(n) as ex:
+            return list(ex.map(one, range(n)))
+
+    statuses = []
+    for _ in range(5):                 # five fan-outs of 12, 0.6 s apart
+        statuses += wave(12, agent)
+        time.sleep(0.6)
+    for _ in range(15):                # a person's sequential clicks
+        statuses.append(requests.get(t.url + "/work/x",
+                                     headers=bearer(person),
+                                     timeout=10).status_code)
+    t.stop()
+    refused_live = sum(s in (429, 503) for s in statuses)
+    assert refused_live > 0 and statuses.count(200) > 0
+
+    rep = analyze_json(t.binary, "--simulate", t.config_path,
+                       t.access_log_path)
+    assert rep["report"]["requests"] == len(statuses)
+    sim = rep["simulation"]
+    agree = sim["agreement"]
+    compared = (agree["both_admitted"] + agree["both_refused"]
+                + agree["only_simulation_refused"]
+                + agree["only_log_refused"])
+    assert compared == len(statuses)
+    assert agree["both_refused"] > 0
+    differ = agree["only_simulation_refused"] + agree["only_log_refused"]
+    assert differ <= 3, agree
+    assert abs(sim["total"]["refused_total"] - refused_live) <= 3
+    p = {x["principal"]: x for x in sim["principals"]}
+    assert p["corp:bob"]["refused_total"] == 0

@@ -20,10 +20,13 @@
 #include <uv.h>
 
 #include "core/audit_chain.h"
+#include "store/audit_keys.h"
 #include "store/audit_query.h"
 #include "store/audit_store.h"
+#include "store/audit_verify.h"
 
 static char dir[256];
+static char outside[256];      /* a directory outside state_dir */
 static char db_path[300];
 static uv_loop_t loop;
 
@@ -32,6 +35,8 @@ setup(void **state)
 {
     snprintf(dir, sizeof(dir), "/tmp/tr_audit_XXXXXX");
     assert_non_null(mkdtemp(dir));
+    snprintf(outside, sizeof(outside), "/tmp/tr_audit_cp_XXXXXX");
+    assert_non_null(mkdtemp(outside));
     snprintf(db_path, sizeof(db_path), "%s/%s", dir, TR_AUDIT_DB_FILE);
     assert_int_equal(uv_loop_init(&loop), 0);
     return 0;
@@ -40,7 +45,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-    char cmd[300];
+    char cmd[600];
     int closed;
 
     /* Not UV_RUN_DEFAULT: after a failed assertion a store may still be
@@ -48,7 +53,7 @@ teardown(void **state)
     for (int i = 0; i < 10; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
     closed = uv_loop_close(&loop);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, outside);
     if (system(cmd) != 0 || closed != 0)
         return -1; /* a handle left open: a leak in the store */
     return 0;
@@ -168,7 +173,8 @@ test_empty_file_is_migrated_to_current_schema(void **state)
     assert_int_equal(scalar("PRAGMA user_version"),
                      TR_AUDIT_SCHEMA_VERSION);
     assert_int_equal(scalar("SELECT count(*) FROM sqlite_master WHERE "
-                            "name IN ('audit','audit_actor')"), 2);
+                            "name IN ('audit','audit_actor',"
+                            "'audit_checkpoint')"), 3);
     assert_int_equal(scalar("SELECT count(*) FROM pragma_table_info"
                             "('audit')"), 33);
     assert_int_equal(stat(db_path, &st), 0);
@@ -640,6 +646,326 @@ test_disabled_audit_is_a_no_op(void **state)
     tr_audit_close(NULL);
 }
 
+/* --- signed checkpoints ------------------------------------------------- */
+
+static void
+exec_sql(const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The full verify, with the state_dir's keys and an optional external
+ * checkpoint file. */
+static tr_audit_verify_report
+verify_full(const char *cp_file)
+{
+    char err[256];
+    tr_gateway_keys keys;
+    tr_audit_checkpoint *ext = NULL;
+    tr_audit_verify_opts o;
+    tr_audit_verify_report v;
+    tr_audit_reader *r;
+
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(tr_audit_keys_load_trusted(NULL, dir, NULL,
+                                                time(NULL), &keys, err,
+                                                sizeof(err)), 0);
+    if (cp_file)
+        assert_int_equal(tr_audit_checkpoints_read(cp_file, &ext,
+                                                   &o.n_external,
+                                                   &o.external_malformed,
+                                                   err, sizeof(err)), 0);
+    o.external = ext;
+    o.keys = keys.keys;
+    o.n_keys = keys.n;
+    r = tr_audit_reader_open(db_path, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(tr_audit_verify(r, &o, &v, err, sizeof(err)), 0);
+    tr_audit_reader_close(r);
+    free(ext);
+    tr_gateway_keys_free(&keys);
+    return v;
+}
+
+static size_t
+count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0;
+    int c;
+
+    assert_non_null(f);
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static void
+test_checkpoints_every_n_records_and_at_close_are_signed(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    tr_audit_record r = rec_for("alice", "alice", NULL);
+    char err[256], cp_file[300], keys_dir[300];
+    tr_audit_verify_report v;
+    tr_audit_stats st;
+    struct stat sb;
+    tr_audit *a;
+
+    snprintf(cp_file, sizeof(cp_file), "%s/checkpoints.jsonl", outside);
+    c.checkpoint_every = 5;
+    c.checkpoint_file = cp_file;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(tr_audit_write(a, &r), 0);
+    assert_true(wait_stats(a, true, 12, 5000));
+    tr_audit_get_stats(a, &st);
+    assert_int_equal(st.checkpoints, 2);
+    close_audit(a);
+
+    assert_int_equal(scalar("SELECT count(*) FROM audit_checkpoint WHERE"
+                            " (seq=5 AND kind='periodic') OR (seq=10 AND"
+                            " kind='periodic') OR (seq=12 AND"
+                            " kind='shutdown')"), 3);
+    assert_int_equal(scalar("SELECT count(*) FROM audit_checkpoint"), 3);
+    assert_int_equal(count_lines(cp_file), 3);
+    snprintf(keys_dir, sizeof(keys_dir), "%s/audit-keys", dir);
+    assert_int_equal(stat(keys_dir, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+
+    v = verify_full(cp_file);
+    assert_int_equal(tr_audit_verify_verdict(&v), TR_AUDIT_INTACT);
+    assert_int_equal(v.db_checkpoints, 3);
+    assert_int_equal(v.ext_checkpoints, 3);
+    assert_int_equal(v.bad_signatures, 0);
+    assert_true(v.has_good_cp);
+    assert_int_equal(v.good_cp.seq, 12);
+    assert_true(v.good_cp_external);
+    assert_int_equal(v.uncovered, 0);
+
+    /* Restarting continues the count: the next periodic one is at 15. */
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tr_audit_write(a, &r), 0);
+    close_audit(a);
+    assert_int_equal(scalar("SELECT count(*) FROM audit_checkpoint WHERE"
+                            " seq=15 AND kind='periodic'"), 1);
+    assert_int_equal(scalar("SELECT count(*) FROM audit_checkpoint WHERE"
+                            " seq=15"), 1);
+    assert_int_equal(count_lines(cp_file), 4);
+}
+
+static void
+test_checkpoint_file_inside_state_dir_is_refused(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    char err[256], cp_file[300];
+
+    snprintf(cp_file, sizeof(cp_file), "%s/checkpoints.jsonl", dir);
+    c.checkpoint_every = 5;
+    c.checkpoint_file = cp_file;
+    assert_null(tr_audit_open(&loop, dir, &c, err, sizeof(err)));
+    assert_non_null(strstr(err, "inside state_dir"));
+}
+
+static void
+test_tampered_external_checkpoint_is_a_bad_signature(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    tr_audit_record r = rec_for("alice", "alice", NULL);
+    char err[256], cp_file[300], cmd[700];
+    tr_audit_verify_report v;
+    tr_audit *a;
+
+    snprintf(cp_file, sizeof(cp_file), "%s/checkpoints.jsonl", outside);
+    c.checkpoint_every = 4;
+    c.checkpoint_file = cp_file;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(tr_audit_write(a, &r), 0);
+    close_audit(a);
+    /* Claim the first checkpoint covers seq 3 instead of 4. */
+    snprintf(cmd, sizeof(cmd), "sed -i '1s/\"seq\":4,/\"seq\":3,/' '%s'",
+             cp_file);
+    assert_int_equal(system(cmd), 0);
+    v = verify_full(cp_file);
+    assert_int_equal(v.bad_signatures, 1);
+    assert_true(v.first_bad_external);
+    assert_int_equal(v.first_bad_seq, 3);
+    assert_int_equal(tr_audit_verify_verdict(&v), TR_AUDIT_BAD_SIGNATURE);
+}
+
+static void
+test_truncated_tail_is_found_by_the_database_own_checkpoint(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    tr_audit_record r = rec_for("alice", "alice", NULL);
+    char err[256];
+    tr_audit_verify_report v;
+    tr_audit *a;
+
+    c.checkpoint_every = 5;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(tr_audit_write(a, &r), 0);
+    close_audit(a);
+    exec_sql("DELETE FROM audit WHERE seq > 7");
+    v = verify_full(NULL);
+    assert_int_equal(v.chain.finding, TR_AUDIT_INTACT);
+    assert_int_equal(v.history, TR_AUDIT_TRUNCATED);
+    assert_int_equal(v.history_seq, 10);
+    assert_int_equal(v.good_cp.seq, 5);
+    assert_int_equal(tr_audit_verify_verdict(&v), TR_AUDIT_TRUNCATED);
+}
+
+/* --- retention ----------------------------------------------------------- */
+
+static bool
+wait_pruned(tr_audit *a, uint64_t want, uint64_t timeout_ms)
+{
+    uint64_t end = now_ms() + timeout_ms;
+    tr_audit_stats s;
+
+    for (;;) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        tr_audit_get_stats(a, &s);
+        if (s.records_pruned >= want)
+            return true;
+        if (now_ms() > end)
+            return false;
+        usleep(2000);
+    }
+}
+
+/* n records at time_ms = base + i, committed. */
+static void
+write_aged(tr_audit *a, int n, int64_t base)
+{
+    tr_audit_record r = rec_for("alice", "agent:x", "[\"agent:x\"]");
+    tr_audit_stats s;
+
+    tr_audit_get_stats(a, &s);
+    for (int i = 0; i < n; i++) {
+        r.time_ms = base + i;
+        assert_int_equal(tr_audit_write(a, &r), 0);
+    }
+    assert_true(wait_stats(a, true, s.records_written + (uint64_t)n, 10000));
+}
+
+static void
+test_prune_deletes_old_records_in_batches_and_leaves_an_anchor(
+    void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    char err[256], cp_file[300];
+    tr_audit_verify_report v;
+    tr_audit_stats s;
+    tr_audit *a;
+
+    snprintf(cp_file, sizeof(cp_file), "%s/checkpoints.jsonl", outside);
+    c.retention_days = 1;      /* the timer waits 1 s; the test is sooner */
+    c.checkpoint_every = 100;
+    c.checkpoint_file = cp_file;
+    c.backlog_max = 5000;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    write_aged(a, TR_AUDIT_PRUNE_BATCH + 200, 1000);
+    write_aged(a, 5, (int64_t)time(NULL) * 1000);
+
+    assert_int_equal(tr_audit_prune(a, 1000000), 0);
+    assert_int_equal(tr_audit_prune(a, 1000000), TR_STORE_EAGAIN);
+    assert_true(wait_pruned(a, TR_AUDIT_PRUNE_BATCH, 5000));
+    tr_audit_get_stats(a, &s);
+    assert_int_equal(s.records_pruned, TR_AUDIT_PRUNE_BATCH);
+    /* The batch came back full: the next one follows by itself. */
+    assert_true(wait_pruned(a, TR_AUDIT_PRUNE_BATCH + 200, 5000));
+    close_audit(a);
+
+    assert_int_equal(scalar("SELECT min(seq) FROM audit"),
+                     TR_AUDIT_PRUNE_BATCH + 201);
+    assert_int_equal(scalar("SELECT count(*) FROM audit"), 5);
+    assert_int_equal(scalar("SELECT count(*) FROM audit_actor WHERE seq <="
+                            " 1200"), 0);
+    /* Only the newest anchor and what it did not make obsolete stay. */
+    assert_int_equal(scalar("SELECT count(*) FROM audit_checkpoint WHERE"
+                            " kind='anchor'"), 1);
+    assert_int_equal(scalar("SELECT seq FROM audit_checkpoint WHERE"
+                            " kind='anchor'"), TR_AUDIT_PRUNE_BATCH + 200);
+    v = verify_full(cp_file);
+    assert_int_equal(tr_audit_verify_verdict(&v), TR_AUDIT_INTACT);
+    assert_true(v.anchored);
+    assert_int_equal(v.start_seq, TR_AUDIT_PRUNE_BATCH + 200);
+    assert_int_equal(v.checked, 5);
+
+    /* Deleting the first record left after retention is still found. */
+    exec_sql("DELETE FROM audit WHERE seq = 1201");
+    v = verify_full(cp_file);
+    assert_int_equal(v.chain.finding, TR_AUDIT_DELETED);
+    assert_int_equal(v.chain.seq, 1201);
+}
+
+static void
+test_prune_keeps_the_newest_record(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    char err[256];
+    tr_audit *a;
+
+    c.retention_days = 1;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    write_aged(a, 10, 1000);
+    assert_int_equal(tr_audit_prune(a, INT64_MAX), 0);
+    assert_true(wait_pruned(a, 9, 5000));
+    close_audit(a);
+    assert_int_equal(scalar("SELECT count(*) FROM audit"), 1);
+    assert_int_equal(scalar("SELECT seq FROM audit"), 10);
+    assert_int_equal(verify_full(NULL).checked, 1);
+}
+
+static void
+test_prune_stops_before_a_record_that_does_not_verify(void **state)
+{
+    tr_audit_cfg c = cfg_default();
+    char err[256];
+    tr_audit_stats s;
+    tr_audit *a;
+
+    c.retention_days = 1;
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    write_aged(a, 20, 1000);
+    close_audit(a);
+    exec_sql("UPDATE audit SET path='/edited' WHERE seq = 8");
+
+    a = tr_audit_open(&loop, dir, &c, err, sizeof(err));
+    assert_non_null(a);
+    assert_int_equal(tr_audit_prune(a, INT64_MAX), 0);
+    assert_true(wait_pruned(a, 7, 5000));
+    tr_audit_get_stats(a, &s);
+    assert_int_equal(s.prune_refusals, 1);
+    /* Later batches refuse again: retention is stuck at the evidence. */
+    assert_int_equal(tr_audit_prune(a, INT64_MAX), 0);
+    for (int i = 0; i < 200; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    tr_audit_get_stats(a, &s);
+    assert_int_equal(s.records_pruned, 7);
+    assert_int_equal(s.prune_refusals, 2);
+    close_audit(a);
+    assert_int_equal(scalar("SELECT min(seq) FROM audit"), 8);
+    assert_int_equal(verify_full(NULL).chain.finding, TR_AUDIT_EDITED);
+}
+
 /* --- disk full --------------------------------------------------------- */
 
 static void
@@ -889,6 +1215,13 @@ main(void)
         T(test_file_size_limit_fails_closed_and_recovers),
         T(test_failed_decision_reports_error_and_probe_recovers),
         T(test_kill_9_loses_no_acknowledged_decision),
+        T(test_checkpoints_every_n_records_and_at_close_are_signed),
+        T(test_checkpoint_file_inside_state_dir_is_refused),
+        T(test_tampered_external_checkpoint_is_a_bad_signature),
+        T(test_truncated_tail_is_found_by_the_database_own_checkpoint),
+        T(test_prune_deletes_old_records_in_batches_and_leaves_an_anchor),
+        T(test_prune_keeps_the_newest_record),
+        T(test_prune_stops_before_a_record_that_does_not_verify),
     };
 #undef T
 
