@@ -219,7 +219,8 @@ EOF
     wait_listen "$HAPROXY_PORT" 10 "$SPAWNED"
 }
 
-# treaty_config OUT: bench/treaty-bench.yaml with ports and paths filled.
+# treaty_config OUT: bench/treaty-bench.yaml (or $TREATY_BENCH_CONFIG, a
+# template with the same placeholders) with ports and paths filled.
 # Sets TREATY_PORT and TREATY_ADMIN_PORT.
 treaty_config() {
     local out=$1 access_log=""
@@ -233,7 +234,7 @@ treaty_config() {
         -e "s|\${BACKEND}|127.0.0.1:$BACKEND_PORT|" \
         -e "s|\${STATE_DIR}|$WORK/treaty-state|" \
         -e "s|^# \${ACCESS_LOG}|$access_log|" \
-        "$BENCH_DIR/treaty-bench.yaml" >"$out"
+        "${TREATY_BENCH_CONFIG:-$BENCH_DIR/treaty-bench.yaml}" >"$out"
 }
 
 # start_treaty [PREFIX...]: treaty serve on a fresh bench config, optionally

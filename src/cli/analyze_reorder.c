@@ -9,6 +9,12 @@
  * back into place (O(distance), small for the usual disorder).  Requests
  * leave, oldest first, once they are `window` older than the newest seen,
  * or when the ring is full.  Memory is fixed at creation.
+ *
+ * Ties.  Within one timestamp (a millisecond for treaty, a second for
+ * nginx combined) the order of arrival is not logged, and a log written
+ * at each request's end lists quick ones first.  Among equal times the
+ * longer request is taken to have come first: one refused at once is
+ * most often one that came after the slots and the queue had filled.
  */
 #include <stdlib.h>
 
@@ -28,6 +34,12 @@ struct tr_reorder {
 };
 
 #define AT(r, i) ((r)->ring[((r)->head + (i)) & (r)->mask])
+
+static bool
+before(const tr_analyze_event *a, const tr_analyze_event *b)
+{
+    return a->t_ns < b->t_ns || (a->t_ns == b->t_ns && a->dur_ns > b->dur_ns);
+}
 
 tr_reorder *
 tr_reorder_create(int64_t window_ns, size_t cap, tr_event_fn fn, void *ctx)
@@ -75,15 +87,15 @@ tr_reorder_push(tr_reorder *r, const tr_analyze_event *ev)
         return;
     }
 
-    if (!r->n || ev->t_ns >= AT(r, r->n - 1).t_ns) {
+    if (!r->n || !before(ev, &AT(r, r->n - 1))) {
         AT(r, r->n) = *ev;
-    } else if (ev->t_ns < AT(r, 0).t_ns) {
+    } else if (before(ev, &AT(r, 0))) {
         r->head = (r->head - 1) & r->mask;
         AT(r, 0) = *ev;
         r->moved++;
     } else {
         size_t i = r->n;
-        while (i > 0 && AT(r, i - 1).t_ns > ev->t_ns) {
+        while (i > 0 && before(ev, &AT(r, i - 1))) {
             AT(r, i) = AT(r, i - 1);
             i--;
         }

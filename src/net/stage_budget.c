@@ -107,19 +107,24 @@ queue_append(tr_budget_svc *b, tr_request *req)
 /* ---------------------------------------------------------- answers */
 
 static void
-append_headers_from(const tr_admit_decision *d, tr_buf *b)
+append_headers_from(const tr_request *req, const tr_admit_decision *d,
+                    tr_buf *b)
 {
     char val[1024];
+    size_t plen = 0;
     if (!d->n_items)
         return;
-    int n = tr_ratelimit_policy_format(val, sizeof(val), d->items,
-                                       d->n_items);
-    if (n > 0 && (size_t)n < sizeof(val)) {
+    /* The policy field is the same for every response of a (tool, class)
+     * and was formatted once when the limiter was built. */
+    const char *policy = tr_admission_policy(
+        adm_of(req), req->route->tool,
+        req->is_agent ? TR_CLASS_AGENT : TR_CLASS_HUMAN, &plen);
+    if (policy && plen) {
         tr_buf_append(b, "RateLimit-Policy: ", 18, SIZE_MAX);
-        tr_buf_append(b, val, (size_t)n, SIZE_MAX);
+        tr_buf_append(b, policy, plen, SIZE_MAX);
         tr_buf_append(b, "\r\n", 2, SIZE_MAX);
     }
-    n = tr_ratelimit_format(val, sizeof(val), d->items, d->n_items);
+    int n = tr_ratelimit_format(val, sizeof(val), d->items, d->n_items);
     if (n > 0 && (size_t)n < sizeof(val)) {
         tr_buf_append(b, "RateLimit: ", 11, SIZE_MAX);
         tr_buf_append(b, val, (size_t)n, SIZE_MAX);
@@ -135,7 +140,7 @@ refuse(tr_request *req, const tr_admit_decision *d)
     snprintf(ra, sizeof(ra), "Retry-After: %u\r\n",
              d->retry_after_s ? d->retry_after_s : 1);
     tr_buf_append(&hdr, ra, strlen(ra), SIZE_MAX);
-    append_headers_from(d, &hdr);
+    append_headers_from(req, d, &hdr);
     tr_buf_append(&hdr, "", 1, SIZE_MAX);
 
     json_t *ext = json_object();
@@ -262,7 +267,7 @@ int
 tr_budget_response_headers(tr_request *req, tr_buf *b)
 {
     if (req->budget.have_decision)
-        append_headers_from(&req->budget.decision, b);
+        append_headers_from(req, &req->budget.decision, b);
     return 0;
 }
 

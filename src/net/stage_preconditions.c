@@ -640,8 +640,16 @@ tr_precond_static_checks(tr_request *req)
         tr_respond_problem(req, TR_P_INTERNAL, "out of memory", NULL);
         return TR_STOP;
     }
-    collect(req, "if-match", &im);
-    collect(req, "if-none-match", &inm);
+    if (r->preconditions == TR_PRECOND_OFF &&
+        r->etags == TR_ETAGS_PASSTHROUGH)
+        return TR_NEXT;        /* the plain proxy path pays nothing more */
+    tr_etag_list_init(&im);
+    tr_etag_list_init(&inm);
+    if (req->mutating) {       /* reads never carry a condition treaty
+                                  evaluates */
+        collect(req, "if-match", &im);
+        collect(req, "if-none-match", &inm);
+    }
     tr_pre_request q = {
         .method_bit = req->method_bit,
         .mutating = req->mutating,
