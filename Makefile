@@ -109,6 +109,7 @@ fuzz:
 	    mkdir -p build-fuzz/corpus/$$n; \
 	    echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
 	    build-fuzz/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=build-fuzz/ \
 	        -print_final_stats=1 build-fuzz/corpus/$$n \
 	        tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
 	    test $${PIPESTATUS[0]} = 0; \

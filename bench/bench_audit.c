@@ -5,18 +5,25 @@
  *
  *   bench_audit [records] [decision_seconds]
  *
- * Three phases on a fresh state_dir under /tmp, audit.sync normal:
+ * Phases, each on a fresh state_dir under /tmp, audit.sync normal:
+ *   0. the 1 ms timer alone for decision_seconds, nothing written: the
+ *      loop lag the machine itself causes (the baseline for 3);
  *   1. trailing records (reads, refusals) as fast as the loop can submit
  *      them, checkpoint_every 0;
  *   2. the same with checkpoint_every 1000 and an external checkpoint
  *      file (signing, the checkpoint row, the line and its fsync);
- *   3. forwarded mutations: 64 DECISION records in flight, each followed
+ *   3. paced: 20 records every millisecond (20000/s, checkpoints on)
+ *      for decision_seconds, the loop otherwise idle as a server's is
+ *      between requests: the loop lag that writing adds;
+ *   4. forwarded mutations: 64 DECISION records in flight, each followed
  *      by its COMPLETION, for decision_seconds: decisions per second and
  *      the time from submission to the durable callback (what the
  *      durability rule adds to a mutating request).
  * Loop lag: a 1 ms repeating timer on the same loop records how late it
- * fires (interval - 1 ms); the producer runs on the loop too, 64 records
- * per turn, as the server would.  Printed: p50, p99, max.
+ * fires (interval - 1 ms).  In phases 1 and 2 the producer spins on the
+ * loop (64 records per turn) and competes for the two cores with the
+ * writer thread, so their lag is mostly CPU contention; phase 3 is the
+ * figure for a loop that waits for work.  Printed: p50, p99, max.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,6 +255,79 @@ phase_trailing(const char *dir, const char *cp_file, uint32_t every,
     uv_run(&loop, UV_RUN_DEFAULT);
 }
 
+static uv_timer_t pace_timer;
+
+static void
+on_pace(uv_timer_t *t)
+{
+    tr_audit_record r = record();
+
+    on_tick(t);
+    for (int i = 0; i < 20; i++)
+        if (tr_audit_write(audit, &r) == 0)
+            submitted++;
+}
+
+static void
+on_stop_pace(uv_timer_t *t)
+{
+    uv_timer_stop(&pace_timer);
+}
+
+static void
+phase_baseline(int seconds)
+{
+    uv_timer_t stop;
+
+    uv_timer_init(&loop, &pace_timer);
+    uv_timer_start(&pace_timer, on_tick, 1, 1);
+    uv_timer_init(&loop, &stop);
+    uv_timer_start(&stop, on_stop_pace, (uint64_t)seconds * 1000, 0);
+    while (uv_is_active((uv_handle_t *)&pace_timer))
+        uv_run(&loop, UV_RUN_ONCE);
+    printf("baseline, nothing written for %d s:\n", seconds);
+    report_lag("of this machine");
+    uv_close((uv_handle_t *)&pace_timer, NULL);
+    uv_close((uv_handle_t *)&stop, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+static void
+phase_paced(const char *dir, const char *cp_file, int seconds)
+{
+    tr_audit_cfg c;
+    char err[512];
+    uv_timer_t stop;
+    tr_audit_stats s;
+
+    memset(&c, 0, sizeof(c));
+    c.enabled = true;
+    c.sync = TR_SYNC_NORMAL;
+    c.backlog_max = 10000;
+    c.flush_ms = 200;
+    c.checkpoint_every = 1000;
+    c.checkpoint_file = (char *)cp_file;
+    audit = open_store(dir, &c, err, sizeof(err));
+    submitted = 0;
+    uv_timer_init(&loop, &pace_timer);
+    uv_timer_start(&pace_timer, on_pace, 1, 1);
+    uv_timer_init(&loop, &stop);
+    uv_timer_start(&stop, on_stop_pace, (uint64_t)seconds * 1000, 0);
+    while (uv_is_active((uv_handle_t *)&pace_timer))
+        uv_run(&loop, UV_RUN_ONCE);
+    tr_audit_get_stats(audit, &s);
+    printf("paced, 20 records per ms, checkpoint every 1000: %llu "
+           "submitted in %d s, %llu committed, %llu checkpoints\n",
+           (unsigned long long)submitted, seconds,
+           (unsigned long long)s.records_written,
+           (unsigned long long)s.checkpoints);
+    report_lag("while writing");
+    uv_close((uv_handle_t *)&pace_timer, NULL);
+    uv_close((uv_handle_t *)&stop, NULL);
+    tr_audit_close(audit);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
 static void
 on_stop_decisions(uv_timer_t *t)
 {
@@ -306,22 +386,27 @@ main(int argc, char **argv)
 {
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 300000;
     int seconds = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 5;
-    char dir1[] = "/tmp/bench_audit_XXXXXX", dir2[] = "/tmp/bench_audit_XXXXXX";
+    char dir1[] = "/tmp/bench_audit_XXXXXX";
+    char dir2[] = "/tmp/bench_audit_XXXXXX";
     char dir3[] = "/tmp/bench_audit_XXXXXX", out[] = "/tmp/bench_cp_XXXXXX";
-    char cp_file[64], cmd[256];
+    char dir4[] = "/tmp/bench_audit_XXXXXX";
+    char cp_file[64], cmd[320];
 
     lag.v = malloc(MAX_SAMPLES * sizeof(double));
     commit.v = malloc(MAX_SAMPLES * sizeof(double));
     if (!lag.v || !commit.v || !mkdtemp(dir1) || !mkdtemp(dir2) ||
-        !mkdtemp(dir3) || !mkdtemp(out))
+        !mkdtemp(dir3) || !mkdtemp(dir4) || !mkdtemp(out))
         return 1;
     snprintf(cp_file, sizeof(cp_file), "%s/checkpoints.jsonl", out);
     uv_loop_init(&loop);
+    phase_baseline(seconds);
     phase_trailing(dir1, cp_file, 0, n);
     phase_trailing(dir2, cp_file, 1000, n);
+    phase_paced(dir4, cp_file, seconds);
     phase_decisions(dir3, cp_file, seconds);
     uv_loop_close(&loop);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s", dir1, dir2, dir3, out);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s %s %s", dir1, dir2, dir3,
+             dir4, out);
     if (system(cmd) != 0)
         return 1;
     free(lag.v);

@@ -90,9 +90,12 @@ svg_histogram(FILE *out, const tr_traffic_principal *p)
         const char *label;
     } ticks[] = { { 0, "<1ms" }, { 7, "64ms" }, { 11, "1s" },
                   { 17, "1min" }, { 23, "1h" } };
-    for (size_t k = 0; k < sizeof(ticks) / sizeof(ticks[0]); k++)
-        fprintf(out, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\">%s</text>",
-                left + ticks[k].bin * bw, h - 5, ticks[k].label);
+    for (size_t k = 0; k < sizeof(ticks) / sizeof(ticks[0]); k++) {
+        fprintf(out, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\">",
+                left + ticks[k].bin * bw, h - 5);
+        escs(out, ticks[k].label);
+        fputs("</text>", out);
+    }
     fprintf(out, "</svg>");
 }
 
@@ -104,27 +107,31 @@ svg_timeline(FILE *out, const tr_traffic *t, uint32_t idx)
     uint32_t tl[TR_TRAFFIC_TIMELINE_BINS];
     uint64_t width = tr_traffic_timeline(t, idx, tl);
     double secs = (double)width / 1e9;
+    int64_t start = tr_traffic_first_ns(t);
+    start -= start % 1000000000LL;
+    /* Only the bins the log reaches: widths double, so up to half of
+     * them can lie past its end. */
+    int bins = (int)((tr_traffic_last_ns(t) - start) / (int64_t)width) + 1;
+    if (bins > TR_TRAFFIC_TIMELINE_BINS)
+        bins = TR_TRAFFIC_TIMELINE_BINS;
     uint32_t max = 1;
-    for (int i = 0; i < TR_TRAFFIC_TIMELINE_BINS; i++)
+    for (int i = 0; i < bins; i++)
         if (tl[i] > max)
             max = tl[i];
-    double bw = (double)(w - left) / TR_TRAFFIC_TIMELINE_BINS;
+    double bw = (double)(w - left) / bins;
     fprintf(out, "<svg width=\"%d\" height=\"%d\" role=\"img\">"
                  "<text x=\"%d\" y=\"12\" font-size=\"11\">requests/s "
                  "(bins of %g s), peak %.3g/s</text><polyline fill=\"none\" "
                  "stroke=\"#c50\" stroke-width=\"1.5\" points=\"",
             w, h, left, secs, max / secs);
-    for (int i = 0; i < TR_TRAFFIC_TIMELINE_BINS; i++) {
+    for (int i = 0; i < bins; i++) {
         double y = h - bottom - (double)tl[i] / max * (h - bottom - 20);
         fprintf(out, "%.1f,%.1f %.1f,%.1f ", left + i * bw, y,
                 left + (i + 1) * bw, y);
     }
     char a[40], b[40];
-    int64_t start = tr_traffic_first_ns(t);
-    start -= start % 1000000000LL;
     tr_report_time(start, a, sizeof(a));
-    tr_report_time(start + (int64_t)(width * TR_TRAFFIC_TIMELINE_BINS), b,
-                   sizeof(b));
+    tr_report_time(start + (int64_t)width * bins, b, sizeof(b));
     fprintf(out, "\"/><text x=\"%d\" y=\"%d\" font-size=\"10\">%s</text>"
                  "<text x=\"%d\" y=\"%d\" font-size=\"10\" "
                  "text-anchor=\"end\">%s</text></svg>",

@@ -224,9 +224,9 @@ table_class(const tr_analyze_report *r, int cls, FILE *out)
     if (!c.principals)
         return;
     fprintf(out, "  budgets.%s: concurrency %u, rate %g/s, burst %u"
-                 "   (%u principals, %" PRIu64 " requests)\n",
+                 "   (%u principal%s, %" PRIu64 " requests)\n",
             tr_traffic_class_name(cls), c.concurrency, c.rate, c.burst,
-            c.principals, c.requests);
+            c.principals, c.principals == 1 ? "" : "s", c.requests);
     fprintf(out, "      a plain limit of %u per minute per principal would "
                  "have refused %" PRIu64 " of them\n",
             c.minute_limit, c.minute_refused);

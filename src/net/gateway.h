@@ -222,6 +222,13 @@ struct tr_client {
     bool head_deadline_armed;   /* header timeout runs from first byte */
 };
 
+/* Offsets of one response header field in tr_upconn.rbuf. */
+typedef struct {
+    uint32_t name_off, name_len, value_off, value_len;
+} tr_rh_span;
+
+typedef enum { TR_RH_NONE, TR_RH_FIELD, TR_RH_VALUE } tr_rh_last;
+
 typedef enum {
     TR_UP_IDLE,
     TR_UP_CONNECTING,
@@ -250,10 +257,11 @@ struct tr_upconn {
     unsigned requests;
     /* Response head being assembled. */
     tr_buf rhead;
-    tr_header rh[TR_MAX_HEADERS_HARD];
+    tr_header rh[TR_MAX_HEADERS_HARD];   /* valid at headers complete */
+    tr_rh_span rh_span[TR_MAX_HEADERS_HARD];
     size_t n_rh;
-    const char *rh_field;
-    size_t rh_field_len;
+    uint32_t rh_field_off, rh_field_len;
+    tr_rh_last rh_last;
     tr_buf out;                 /* bytes for the client, flushed per read */
     tr_buf whead;               /* request head towards the upstream */
     bool chunked_out;           /* re-framed to the client as chunked */

@@ -398,7 +398,8 @@ bool
 tr_request_header_is_reserved(const tr_request *req, const tr_header *h)
 {
     return tr_identity_header_is_reserved(req, h) ||
-           tr_idem_header_is_reserved(req, h);
+           tr_idem_header_is_reserved(req, h) ||
+           tr_precond_header_is_reserved(req, h);
 }
 
 int

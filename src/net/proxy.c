@@ -260,6 +260,7 @@ tr_proxy_start(tr_request *req, tr_upconn *up)
     up->headers_done = up->message_done = false;
     up->request_sent = up->any_byte_sent = false;
     up->n_rh = 0;
+    up->rh_last = TR_RH_NONE;
     up->rhead.len = 0;
     up->out.len = 0;
     up->rbuf.len = 0;
@@ -296,12 +297,26 @@ tr_proxy_start(tr_request *req, tr_upconn *up)
 
 /* ------------------------------------------------------ response side */
 
+/*
+ * A response head may arrive over several reads (Radicale writes it line
+ * by line).  Until the head is complete, rbuf keeps every byte and the
+ * callbacks record offsets into it, never pointers: a read may move the
+ * buffer.  A name or value split across reads arrives as two spans that
+ * are adjacent in rbuf and are merged.  The spans become tr_header
+ * pointers only in resp_on_headers_complete, while rbuf holds still.
+ */
 static int
 resp_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     tr_upconn *up = p->data;
-    up->rh_field = at;
+    size_t off = (size_t)(at - up->rbuf.data);
+    if (up->rh_last == TR_RH_FIELD) {
+        up->rh_field_len = off + len - up->rh_field_off;
+        return 0;
+    }
+    up->rh_field_off = off;
     up->rh_field_len = len;
+    up->rh_last = TR_RH_FIELD;
     return 0;
 }
 
@@ -309,32 +324,56 @@ static int
 resp_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     tr_upconn *up = p->data;
+    size_t off = (size_t)(at - up->rbuf.data);
+    if (up->rh_last == TR_RH_VALUE) {
+        tr_rh_span *sp = &up->rh_span[up->n_rh - 1];
+        sp->value_len = off + len - sp->value_off;
+        return 0;
+    }
     if (up->n_rh >= TR_MAX_HEADERS_HARD)
         return -1;
-    while (len && (at[len - 1] == ' ' || at[len - 1] == '\t'))
-        len--;
-    tr_header *h = &up->rh[up->n_rh++];
-    h->name = up->rh_field;
-    h->name_len = up->rh_field_len;
-    h->value = at;
-    h->value_len = len;
+    tr_rh_span *sp = &up->rh_span[up->n_rh++];
+    sp->name_off = up->rh_field_off;
+    sp->name_len = up->rh_field_len;
+    sp->value_off = off;
+    sp->value_len = len;
+    up->rh_last = TR_RH_VALUE;
     return 0;
 }
 
+/* A field with an empty value never calls on_header_value. */
 static int
 resp_on_header_value_complete(llhttp_t *p)
 {
     tr_upconn *up = p->data;
-    if (up->n_rh == 0 || up->rh[up->n_rh - 1].name != up->rh_field) {
+    if (up->rh_last != TR_RH_VALUE) {
         if (up->n_rh >= TR_MAX_HEADERS_HARD)
             return -1;
-        tr_header *h = &up->rh[up->n_rh++];
-        h->name = up->rh_field;
-        h->name_len = up->rh_field_len;
-        h->value = up->rh_field + up->rh_field_len;
-        h->value_len = 0;
+        tr_rh_span *sp = &up->rh_span[up->n_rh++];
+        sp->name_off = up->rh_field_off;
+        sp->name_len = up->rh_field_len;
+        sp->value_off = up->rh_field_off + up->rh_field_len;
+        sp->value_len = 0;
     }
+    up->rh_last = TR_RH_NONE;
     return 0;
+}
+
+/* Turns the recorded spans into headers pointing into rbuf. */
+static void
+resolve_response_headers(tr_upconn *up)
+{
+    for (size_t i = 0; i < up->n_rh; i++) {
+        const tr_rh_span *sp = &up->rh_span[i];
+        tr_header *h = &up->rh[i];
+        h->name = up->rbuf.data + sp->name_off;
+        h->name_len = sp->name_len;
+        h->value = up->rbuf.data + sp->value_off;
+        h->value_len = sp->value_len;
+        while (h->value_len && (h->value[h->value_len - 1] == ' ' ||
+                                h->value[h->value_len - 1] == '\t'))
+            h->value_len--;
+    }
 }
 
 static bool
@@ -445,10 +484,12 @@ resp_on_headers_complete(llhttp_t *p)
     if (status < 200) {
         /* Interim responses (103) are not relayed. */
         up->n_rh = 0;
+        up->rh_last = TR_RH_NONE;
         return 0;
     }
     if (!req)
         return -1;
+    resolve_response_headers(up);
     up->headers_done = true;
     req->status = status;
     req->response_has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
@@ -617,14 +658,15 @@ up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
                             "answering");
         return;
     }
+    size_t fresh = up->rbuf.len;
     up->rbuf.len += (size_t)n;
     uv_timer_again(&up->timer);
     if (uv_timer_get_repeat(&up->timer) == 0)
         uv_timer_start(&up->timer, response_timeout,
                        up->pool->cfg->response_timeout_ms, 0);
 
-    llhttp_errno_t err = llhttp_execute(&up->parser, up->rbuf.data,
-                                        up->rbuf.len);
+    llhttp_errno_t err = llhttp_execute(&up->parser, up->rbuf.data + fresh,
+                                        (size_t)n);
     if (err != HPE_OK && !(err == HPE_PAUSED && up->message_done)) {
         req->upstream_failed = true;
         tr_log(TR_LOG_WARN, "upstream_bad_response",
@@ -634,7 +676,10 @@ up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
                       "the upstream sent a malformed response");
         return;
     }
-    up->rbuf.len = 0;
+    /* Once the head is done every byte has been copied out; before, the
+     * head's spans still point into rbuf. */
+    if (up->headers_done)
+        up->rbuf.len = 0;
     flush_out(up);
     if (up->message_done) {
         response_complete(up);

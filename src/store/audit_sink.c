@@ -3,21 +3,37 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#define RETRY_MS 1000
+#define FLUSH_WAIT_MS 2000
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf;
 
 struct tr_audit_sink {
     int fd;
     bool own_fd;
     bool is_file;              /* fsync after each write */
-    char *kept;                /* unwritten bytes, oldest first */
-    size_t kept_len, kept_cap;
-    uint64_t dropped;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* work queued, or stop */
+    pthread_cond_t done_cv;    /* something written */
+    buf pending;               /* under mu: lines not written yet */
+    uint64_t queued, written;  /* under mu: generations, for flush */
+    bool stop;
+    atomic_uint_least64_t failures, dropped;
 };
 
 /* Is path's directory state_dir or below it? */
@@ -65,6 +81,138 @@ sync_parent(const char *path)
     }
 }
 
+/* Appends to b, growing it; false when out of memory. */
+static bool
+buf_add(buf *b, const char *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *p;
+
+        while (cap < b->len + len)
+            cap *= 2;
+        p = realloc(b->data, cap);
+        if (!p)
+            return false;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return true;
+}
+
+/* Keeps the pending lines under TR_AUDIT_SINK_KEEP by dropping whole
+ * lines from the front (mu held). */
+static void
+bound(tr_audit_sink *s)
+{
+    size_t cut = 0;
+
+    while (s->pending.len - cut > TR_AUDIT_SINK_KEEP) {
+        char *nl = memchr(s->pending.data + cut, '\n',
+                          s->pending.len - cut);
+
+        cut = nl ? (size_t)(nl - s->pending.data) + 1 : s->pending.len;
+    }
+    if (!cut)
+        return;
+    atomic_fetch_add(&s->dropped, cut);
+    memmove(s->pending.data, s->pending.data + cut, s->pending.len - cut);
+    s->pending.len -= cut;
+}
+
+/* Writes all of b; returns how much was written. */
+static size_t
+write_out(tr_audit_sink *s, const buf *b)
+{
+    size_t off = 0;
+
+    while (off < b->len) {
+        ssize_t n = write(s->fd, b->data + off, b->len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    return off;
+}
+
+static void
+wait_ms(tr_audit_sink *s, long ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+static void *
+sink_main(void *arg)
+{
+    tr_audit_sink *s = arg;
+    buf w = { NULL, 0, 0 };
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        uint64_t gen;
+        size_t done;
+        bool ok;
+        buf t;
+
+        while (!s->pending.len && !s->stop)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->pending.len)
+            break;
+        /* Swap: the writer keeps queueing while this one is written. */
+        t = w;
+        w = s->pending;
+        s->pending = t;
+        s->pending.len = 0;
+        gen = s->queued;
+        pthread_mutex_unlock(&s->mu);
+
+        done = write_out(s, &w);
+        ok = done == w.len && (!s->is_file || fsync(s->fd) == 0);
+
+        pthread_mutex_lock(&s->mu);
+        if (ok) {
+            s->written = gen;
+            w.len = 0;
+            pthread_cond_broadcast(&s->done_cv);
+            continue;
+        }
+        atomic_fetch_add(&s->failures, 1);
+        /* What is left goes back in front of what came meanwhile. */
+        memmove(w.data, w.data + done, w.len - done);
+        w.len -= done;
+        if (buf_add(&w, s->pending.data, s->pending.len)) {
+            t = s->pending;
+            s->pending = w;
+            w = t;
+        } else {
+            atomic_fetch_add(&s->dropped, w.len);
+        }
+        w.len = 0;
+        bound(s);
+        pthread_cond_broadcast(&s->done_cv);
+        if (s->stop)
+            break;             /* one last attempt was made */
+        wait_ms(s, RETRY_MS);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(w.data);
+    return NULL;
+}
+
 tr_audit_sink *
 tr_audit_sink_open(const char *path, const char *state_dir, char *err,
                    size_t errlen)
@@ -91,93 +239,86 @@ tr_audit_sink_open(const char *path, const char *state_dir, char *err,
     }
     if (!strcmp(path, "-")) {
         s->fd = STDOUT_FILENO;
-        return s;
+    } else {
+        created = stat(path, &st) != 0 && errno == ENOENT;
+        s->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+                               O_NOFOLLOW, 0600);
+        if (s->fd < 0) {
+            snprintf(err, errlen, "audit.checkpoint_file %s: %s", path,
+                     strerror(errno));
+            free(s);
+            return NULL;
+        }
+        s->own_fd = true;
+        if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode))
+            s->is_file = true;
+        if (created)
+            sync_parent(path);
     }
-    created = stat(path, &st) != 0 && errno == ENOENT;
-    s->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-                           O_NOFOLLOW, 0600);
-    if (s->fd < 0) {
-        snprintf(err, errlen, "audit.checkpoint_file %s: %s", path,
-                 strerror(errno));
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    if (pthread_create(&s->thread, NULL, sink_main, s) != 0) {
+        snprintf(err, errlen, "audit.checkpoint_file: cannot start its "
+                 "thread");
+        if (s->own_fd)
+            close(s->fd);
+        pthread_cond_destroy(&s->cv);
+        pthread_cond_destroy(&s->done_cv);
+        pthread_mutex_destroy(&s->mu);
         free(s);
         return NULL;
     }
-    s->own_fd = true;
-    if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode))
-        s->is_file = true;
-    if (created)
-        sync_parent(path);
+    pthread_setname_np(s->thread, "audit-sink");
     return s;
-}
-
-static int
-keep(tr_audit_sink *s, const char *data, size_t len)
-{
-    if (s->kept_len + len > TR_AUDIT_SINK_KEEP) {
-        /* Bounded: the oldest unwritten lines go first. */
-        s->dropped += s->kept_len;
-        s->kept_len = 0;
-        if (len > TR_AUDIT_SINK_KEEP) {
-            s->dropped += len;
-            return -1;
-        }
-    }
-    if (s->kept_len + len > s->kept_cap) {
-        size_t cap = s->kept_cap ? s->kept_cap : 4096;
-        char *p;
-
-        while (cap < s->kept_len + len)
-            cap *= 2;
-        p = realloc(s->kept, cap);
-        if (!p) {
-            s->dropped += len;
-            return -1;
-        }
-        s->kept = p;
-        s->kept_cap = cap;
-    }
-    memcpy(s->kept + s->kept_len, data, len);
-    s->kept_len += len;
-    return 0;
-}
-
-static int
-flush(tr_audit_sink *s)
-{
-    size_t off = 0;
-
-    while (off < s->kept_len) {
-        ssize_t n = write(s->fd, s->kept + off, s->kept_len - off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        off += (size_t)n;
-    }
-    memmove(s->kept, s->kept + off, s->kept_len - off);
-    s->kept_len -= off;
-    if (s->kept_len)
-        return -1;
-    if (s->is_file && fsync(s->fd) != 0)
-        return -1;
-    return 0;
 }
 
 int
 tr_audit_sink_write(tr_audit_sink *s, const char *data, size_t len)
 {
-    int rc = len ? keep(s, data, len) : 0;
+    int rc = 0;
+    uint64_t before = atomic_load(&s->dropped);
 
-    if (flush(s) != 0)
+    pthread_mutex_lock(&s->mu);
+    if (!buf_add(&s->pending, data, len))
+        atomic_fetch_add(&s->dropped, len);
+    bound(s);
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (atomic_load(&s->dropped) != before)
         rc = -1;
     return rc;
 }
 
 uint64_t
+tr_audit_sink_failures(const tr_audit_sink *s)
+{
+    return s ? atomic_load(&((tr_audit_sink *)s)->failures) : 0;
+}
+
+uint64_t
 tr_audit_sink_dropped(const tr_audit_sink *s)
 {
-    return s ? s->dropped : 0;
+    return s ? atomic_load(&((tr_audit_sink *)s)->dropped) : 0;
+}
+
+void
+tr_audit_sink_flush(tr_audit_sink *s)
+{
+    struct timespec ts;
+    uint64_t want;
+
+    if (!s)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += FLUSH_WAIT_MS / 1000;
+    pthread_mutex_lock(&s->mu);
+    want = s->queued;
+    while (s->written < want &&
+           pthread_cond_timedwait(&s->done_cv, &s->mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void
@@ -185,10 +326,16 @@ tr_audit_sink_close(tr_audit_sink *s)
 {
     if (!s)
         return;
-    if (s->kept_len)
-        (void)flush(s);
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
     if (s->own_fd)
         close(s->fd);
-    free(s->kept);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->pending.data);
     free(s);
 }

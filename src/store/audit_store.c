@@ -304,10 +304,10 @@ audit_batch_end(void *ctx, int status)
         a->committed_cp_seq = a->pending_cp_seq;
         atomic_fetch_add(&a->checkpoints, a->pending_cps);
         /* Only committed checkpoints leave the house: the sink never
-         * names a record the database does not hold. */
-        if (a->sink && a->cp_len &&
-            tr_audit_sink_write(a->sink, a->cp_lines, a->cp_len) != 0)
-            atomic_fetch_add(&a->sink_failures, 1);
+         * names a record the database does not hold.  Its own thread
+         * writes and fsyncs them; this one goes on committing. */
+        if (a->sink && a->cp_len)
+            tr_audit_sink_write(a->sink, a->cp_lines, a->cp_len);
     } else {
         /* Rolled back: the rows are gone, so are their numbers. */
         a->pending_seq = a->committed_seq;
@@ -1185,7 +1185,9 @@ tr_audit_get_stats(const tr_audit *ca, tr_audit_stats *out)
     out->available = ws.available && ws.backlog < a->backlog_max;
     out->checkpoints = atomic_load(&a->checkpoints);
     out->checkpoint_failures = atomic_load(&a->checkpoint_failures);
-    out->sink_failures = atomic_load(&a->sink_failures);
+    out->sink_failures = atomic_load(&a->sink_failures) +
+                         tr_audit_sink_failures(a->sink);
+    out->sink_dropped = tr_audit_sink_dropped(a->sink);
     out->records_pruned = atomic_load(&a->pruned);
     out->prune_refusals = atomic_load(&a->prune_refusals);
 }

@@ -175,7 +175,8 @@ typedef struct {
     bool available;
     uint64_t checkpoints;       /* committed signed checkpoints, anchors */
     uint64_t checkpoint_failures; /* checkpoints not signed (skipped) */
-    uint64_t sink_failures;     /* checkpoint lines not written yet */
+    uint64_t sink_failures;     /* failed writes to checkpoint_file */
+    uint64_t sink_dropped;      /* checkpoint line bytes given up */
     uint64_t records_pruned;    /* deleted by retention */
     uint64_t prune_refusals;    /* batches stopped at a record that does
                                  * not verify: retention is stuck there */

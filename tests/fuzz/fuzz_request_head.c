@@ -92,6 +92,7 @@ static const char yaml[] =
     "  - {name: rest, match: {path: \"/{rest...}\"}, upstream: api,\n"
     "     auth: none}\n";
 
+static tr_config *cfg;  /* lives for the process: the router points in */
 static tr_router *router;
 static llhttp_settings_t settings;
 
@@ -99,7 +100,7 @@ static void
 setup(void)
 {
     tr_config_errors errs = { 0 };
-    tr_config *cfg = tr_config_load_buffer("fuzz.yaml", yaml,
+    cfg = tr_config_load_buffer("fuzz.yaml", yaml,
                                            sizeof(yaml) - 1, &errs);
     if (!cfg)
         abort();
@@ -113,7 +114,6 @@ setup(void)
     settings.on_header_field = on_field;
     settings.on_header_value = on_value;
     settings.on_headers_complete = on_headers_complete;
-    /* cfg stays alive for the process: the router points into it. */
 }
 
 int

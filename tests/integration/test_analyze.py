@@ -542,8 +542,10 @@ def fifo_model(reqs, cap, queue_max, timeout_ms):
     """One principal's concurrency budget: admitted at once, queued then
     admitted (with the wait), refused for a full queue, timed out."""
     NSq = MS
-    arrivals = sorted((round(q.t_ms * NSq), round(q.dur_ms * NSq))
-                      for q in reqs)
+    # Within one timestamp the longer request is taken to come first
+    # (src/cli/analyze_reorder.c).
+    arrivals = sorted(((round(q.t_ms * NSq), round(q.dur_ms * NSq))
+                       for q in reqs), key=lambda a: (a[0], -a[1]))
     releases = []            # end times of held slots
     queue = []               # (arrival, deadline, dur)
     inflight = 0
@@ -790,6 +792,7 @@ http {{
 
 # ----------------------------------------- agreement with the gateway --
 
+@pytest.mark.timing
 def test_simulation_agrees_with_the_gateway(tmp_path, treaty, backend):
     """Traffic through treaty with budgets, then its own access log
     simulated with the same configuration: the two refuse the same

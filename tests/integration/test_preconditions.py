@@ -234,17 +234,6 @@ ICS = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//treaty//test//EN\r\n"
        "END:VEVENT\r\nEND:VCALENDAR\r\n")
 
 
-# proxy.c forwards a response head that arrived in several reads garbled
-# (the field spans point into a read buffer the next read overwrites);
-# Radicale's wsgiref server writes its head line by line, so responses
-# through treaty often lose their framing and the client times out.  Only
-# such transport errors are expected; a wrong status or a lost entry still
-# fails.  Remove once the proxy keeps split heads intact.
-PROXY_SPLIT_HEAD = pytest.mark.xfail(
-    raises=requests.RequestException, strict=False,
-    reason="proxy.c: response head split across reads is forwarded "
-           "garbled")
-
 
 @pytest.fixture
 def radicale(tmp_path):
@@ -283,7 +272,6 @@ def entries(ics_text):
                   if line.startswith("X-TREATY-ENTRY:"))
 
 
-@PROXY_SPLIT_HEAD
 def test_radicale_backend_412_passes_through_and_nothing_is_lost(
         treaty, radicale, tok):
     t = treaty(gateway_config(radicale, path="/alice/cal/{item}",
@@ -337,7 +325,6 @@ def test_radicale_backend_412_passes_through_and_nothing_is_lost(
     assert entries(requests.get(radicale + url).text) == ["one", "two"]
 
 
-@PROXY_SPLIT_HEAD
 def test_radicale_concurrent_agents_lose_nothing(treaty, radicale, tok):
     t = treaty(gateway_config(radicale, path="/alice/cal/{item}",
                               etags="passthrough",
@@ -588,11 +575,6 @@ def test_if_none_match_star_creates_only_when_absent(treaty, backend, tok):
     assert "/things/none" not in things.docs
 
 
-# pipeline.c's tr_request_header_is_reserved() does not consult
-# tr_precond_header_is_reserved() yet, so the conditions treaty evaluated
-# still reach the backend.  Remove once it does.
-@pytest.mark.xfail(strict=False, reason="pipeline.c: conditions not yet "
-                   "stripped towards synthesize backends")
 def test_backend_never_sees_conditions_treaty_evaluated(treaty, backend,
                                                         tok):
     """A backend that evaluates If-Match against its own (absent or weak)

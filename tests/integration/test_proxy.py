@@ -408,3 +408,36 @@ def test_header_timeout_is_a_deadline_not_reset_by_each_byte(treaty,
     assert b" 408 " in got.split(b"\r\n")[0]
     if not harness.SANITIZER:
         assert elapsed < 0.6 + 0.4
+
+
+def test_response_head_split_across_reads_is_relayed_intact(treaty):
+    # A backend that writes its header block line by line, pausing, as
+    # Radicale does: every field must survive, and the framing with them.
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+
+    def serve():
+        conn, _ = srv.accept()
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(4096)
+        for piece in (b"HTTP/1.1 200 OK\r\nX-First-Fi", b"eld: aaaa\r\n",
+                      b"Content-Type: text/plain\r\nX-Spl",
+                      b"it: bb", b"bb\r\nContent-Length: 2\r\n\r\n", b"ok"):
+            conn.sendall(piece)
+            time.sleep(0.05)
+        time.sleep(0.2)
+        conn.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    t = treaty(proxy_config(f"http://127.0.0.1:{port}"))
+    r = t.request("GET", "/split")
+    th.join(5)
+    srv.close()
+    assert r.status_code == 200
+    assert r.headers["X-First-Field"] == "aaaa"
+    assert r.headers["X-Split"] == "bbbb"
+    assert r.text == "ok"
