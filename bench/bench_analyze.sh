@@ -6,11 +6,13 @@
 # Generates LINES combined lines from PRINCIPALS principals with
 # bench/gen_analyze_log.c, then runs, pinned to one core with taskset,
 #   treaty analyze --max-principals CAP LOG      (plain, then gzip)
-# and also treaty's own JSON format for comparison, each under
-# /usr/bin/time -v for the elapsed time and the maximum resident set.
+# and also treaty's own JSON format for comparison, each RUNS times under
+# /usr/bin/time -v for the elapsed time, the CPU time (user + system: on
+# a machine shared with other work, elapsed time varies with contention
+# and CPU time much less) and the maximum resident set.
 #
 # Settings (environment):
-#   LINES=10000000  PRINCIPALS=50000  CAP=10000  CPU=0
+#   LINES=10000000  PRINCIPALS=50000  CAP=10000  CPU=0  RUNS=3
 #   TREATY_BIN=./treaty  KEEP_WORK=0 (1: keep the logs in $WORK)
 #   JSON_LINES=2000000 (lines of the treaty-format run; 0 skips it)
 set -euo pipefail
@@ -20,6 +22,7 @@ LINES=${LINES:-10000000}
 PRINCIPALS=${PRINCIPALS:-50000}
 CAP=${CAP:-10000}
 CPU=${CPU:-0}
+RUNS=${RUNS:-3}
 JSON_LINES=${JSON_LINES:-2000000}
 TREATY_BIN=${TREATY_BIN:-./treaty}
 WORK=$(mktemp -d /tmp/treaty-bench-analyze.XXXXXX)
@@ -41,28 +44,42 @@ if ((JSON_LINES > 0)); then
     "$WORK/gen" "$JSON_LINES" "$PRINCIPALS" treaty 1 >"$WORK/treaty.log"
 fi
 
-# run NAME LINES FILE: one pinned run; prints a markdown row.
+# run NAME LINES FILE: RUNS pinned runs; prints a markdown row with the
+# median and the best elapsed time, and the largest max RSS.
 run() {
-    local name=$1 lines=$2 file=$3
-    taskset -c "$CPU" /usr/bin/time -v -o "$WORK/time.txt" \
-        "$TREATY_BIN" analyze --no-progress --max-principals "$CAP" \
-        "$file" >"$WORK/report.txt"
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    # h:mm:ss or m:ss.cc into seconds
-    local secs
-    secs=$(awk -v t="$wall" 'BEGIN { n = split(t, a, ":"); s = 0;
-        for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s }')
-    awk -v n="$name" -v l="$lines" -v s="$secs" -v r="$rss" \
-        -v b="$(stat -c %s "$file")" 'BEGIN {
-        printf "| %s | %d | %.0f MB | %.2f s | %.0f | %.0f MB |\n",
-            n, l, b / 1e6, s, l / s, r / 1024 }'
+    local name=$1 lines=$2 file=$3 i secs=() cpus=() rss_max=0
+    for ((i = 0; i < RUNS; i++)); do
+        taskset -c "$CPU" /usr/bin/time -v -o "$WORK/time.txt" \
+            "$TREATY_BIN" analyze --no-progress --max-principals "$CAP" \
+            "$file" >"$WORK/report.txt"
+        local wall rss
+        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' \
+            "$WORK/time.txt")
+        rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' \
+            "$WORK/time.txt")
+        ((rss > rss_max)) && rss_max=$rss
+        cpus+=("$(awk -F': ' '/User time|System time/ { s += $2 }
+            END { print s }' "$WORK/time.txt")")
+        # h:mm:ss or m:ss.cc into seconds
+        secs+=("$(awk -v t="$wall" 'BEGIN { n = split(t, a, ":"); s = 0;
+            for (i = 1; i <= n; i++) s = s * 60 + a[i]; print s }')")
+    done
+    local cpu_best
+    cpu_best=$(printf '%s\n' "${cpus[@]}" | sort -g | head -1)
+    printf '%s\n' "${secs[@]}" | sort -g | awk -v n="$name" -v l="$lines" \
+        -v r="$rss_max" -v b="$(stat -c %s "$file")" -v c="$cpu_best" '
+        { s[NR] = $1 }
+        END { med = s[int((NR + 1) / 2)]; best = s[1];
+              printf "| %s | %d | %.0f MB | %.2f s | %.0f | %.0f | %.2f s " \
+                  "| %.0f | %.0f MB |\n", n, l, b / 1e6, med, l / med,
+                  l / best, c, l / c, r / 1024 }'
 }
 
 {
-    echo "| input | lines | file | elapsed | lines/s | max RSS |"
-    echo "|---|---|---|---|---|---|"
+    echo "| input | lines | file | elapsed (median of $RUNS) |" \
+         "lines/s (median) | lines/s (best) | CPU s (best) |" \
+         "lines per CPU s | max RSS |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     run "combined" "$LINES" "$WORK/access.log"
     run "combined, gzip -6" "$LINES" "$WORK/access.log.gz"
     if ((JSON_LINES > 0)); then

@@ -57,9 +57,12 @@ def actor_of(who):
 
 
 class Client:
-    def __init__(self, name, url, token=None):
+    def __init__(self, name, url, token=None, patient=False):
         self.name = name
         self.url = url
+        # A patient client does what the contract asks of an agent: on 429
+        # it waits Retry-After and tries again (at most 3 times).
+        self.patient = patient
         self.headers = {}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -74,20 +77,26 @@ class Client:
         """One request; `expect` is a status or a tuple of statuses."""
         expect = (expect,) if isinstance(expect, int) else expect
         kw.setdefault("timeout", 15)
-        # A trace context of our own: treaty keeps a valid one, so the
-        # access log line of this very request can be found.
-        tp = f"00-{uuid.uuid4().hex}-{os.urandom(8).hex()}-01"
-        self.traces.append(tp)
-        try:
-            r = self.session.request(method, self.url + path,
-                                     headers={**self.headers,
-                                              "traceparent": tp,
-                                              **(headers or {})}, **kw)
-        except requests.RequestException as e:
-            self.counts[f"{method} error"] += 1
-            self.unexpected.append(f"{method} {path}: {type(e).__name__}")
-            return None
-        self.counts[f"{method} {r.status_code}"] += 1
+        for attempt in range(4 if self.patient else 1):
+            if attempt:
+                time.sleep(min(float(r.headers.get("Retry-After", 1)), 3))
+            # A trace context of our own: treaty keeps a valid one, so
+            # the access log line of this very request can be found.
+            tp = f"00-{uuid.uuid4().hex}-{os.urandom(8).hex()}-01"
+            self.traces.append(tp)
+            try:
+                r = self.session.request(method, self.url + path,
+                                         headers={**self.headers,
+                                                  "traceparent": tp,
+                                                  **(headers or {})}, **kw)
+            except requests.RequestException as e:
+                self.counts[f"{method} error"] += 1
+                self.unexpected.append(f"{method} {path}: "
+                                       f"{type(e).__name__}")
+                return None
+            self.counts[f"{method} {r.status_code}"] += 1
+            if r.status_code != 429 or 429 in expect:
+                break
         if r.status_code not in expect:
             self.unexpected.append(
                 f"{method} {path}: {r.status_code} (wanted "
@@ -359,15 +368,17 @@ def cmd_team(a, cast):
     for n in names:
         who = cast[n]
         fn = person if not who["act"] else worker
-        clients.append((Client(n, a.url, who["token"]), fn, (a.rounds, tag)))
+        clients.append((Client(n, a.url, who["token"], patient=True), fn,
+                        (a.rounds, tag)))
     elapsed = run_parallel(clients)
 
-    print(f"   {'client':<9} {'principal':<9} {'actor':<15} "
-          f"{'delegation chain':<31} {'requests':>8}  statuses")
+    print(f"   {'client':<9} {'principal':<9} {'actor (> through)':<31} "
+          f"{'requests':>8}  statuses")
     for c, _, _ in clients:
         who = cast[c.name]
-        print(f"   {c.name:<9} {who['sub']:<9} {actor_of(who):<15} "
-              f"{chain_text(who):<31} {c.total():>8}  {c.statuses()}")
+        actor = chain_text(who) if who["act"] else f"{who['sub']} (herself)"
+        print(f"   {c.name:<9} {who['sub']:<9} {actor:<31} {c.total():>8}  "
+              f"{c.statuses()}")
     total = sum(c.total() for c, _, _ in clients)
     created = [e for c, _, _ in clients for e in c.created]
     lister = Client("lister", a.url, cast["alice"]["token"])
@@ -534,7 +545,7 @@ def appender(c, eid, n, counts, via_treaty):
 
 def edit_round(url, tokens, n, eid, via_treaty):
     counts = collections.Counter()
-    clients = [Client(name, url, tok) for name, tok in tokens]
+    clients = [Client(name, url, tok, patient=True) for name, tok in tokens]
     elapsed = run_parallel([(c, appender, (eid, n, counts, via_treaty))
                             for c in clients])
     final = clients[0].call("GET", f"/events/{eid}", 200).json()

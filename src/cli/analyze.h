@@ -287,4 +287,7 @@ void *tr_sim_report_json(const tr_sim *s);   /* a json_t *, new ref */
 /* "2024-05-01T12:00:00.123Z" */
 void tr_report_time(int64_t ns, char *buf, size_t cap);
 
+/* A name from a log as printable ASCII: other bytes as \xHH. */
+void tr_report_printable(const char *s, size_t n, char *out, size_t cap);
+
 #endif

@@ -22,10 +22,9 @@ tr_report_time(int64_t ns, char *buf, size_t cap)
         snprintf(buf, cap, "?");
 }
 
-/* Bytes as printable ASCII: anything else as \xHH (names come from logs
- * and may hold any byte). */
-static void
-printable(const char *s, size_t n, char *out, size_t cap)
+/* Names come from logs and may hold any byte. */
+void
+tr_report_printable(const char *s, size_t n, char *out, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -194,7 +193,7 @@ table_principal_row(const tr_analyze_report *r, uint32_t idx, FILE *out)
     tr_traffic_summary s;
     tr_traffic_summarize(r->stats, idx, &s);
     char name[64], cv[32], burst[32], infl[32];
-    printable(p->key, p->key_len, name, sizeof(name));
+    tr_report_printable(p->key, p->key_len, name, sizeof(name));
     if (p->unverified) {
         size_t l = strlen(name) < 17 ? strlen(name) : 17;
         snprintf(name + l, sizeof(name) - l, " (unverified)");
@@ -276,7 +275,7 @@ tr_report_table(const tr_analyze_report *r, FILE *out)
         tr_traffic_summary s;
         char name[64];
         tr_traffic_summarize(t, order[i], &s);
-        printable(p->key, p->key_len, name, sizeof(name));
+        tr_report_printable(p->key, p->key_len, name, sizeof(name));
         fprintf(out, "  %-30.30s %s: %s\n", name,
                 tr_traffic_shape_name(s.shape), s.reason);
     }
@@ -298,7 +297,7 @@ tr_report_table(const tr_analyze_report *r, FILE *out)
         }
         const tr_traffic_principal *p = tr_traffic_get(t, order[i]);
         char name[64], conc[40];
-        printable(p->key, p->key_len, name, sizeof(name));
+        tr_report_printable(p->key, p->key_len, name, sizeof(name));
         snprintf(conc, sizeof(conc), "%u (%s)", s.concurrency,
                  basis_name(s.concurrency_basis));
         fprintf(out, "  %-30.30s %-26s %8g %7u  %" PRIu64 " at %u/min "
@@ -332,7 +331,7 @@ jstr(const char *s, size_t n)
         return v;
     /* Not UTF-8: spell the bytes out. */
     char buf[TR_TRAFFIC_KEY_MAX * 4 + 8];
-    printable(s, n, buf, sizeof(buf));
+    tr_report_printable(s, n, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -603,7 +602,7 @@ tr_report_csv(const tr_analyze_report *r, FILE *out)
         tr_traffic_summary s;
         tr_traffic_summarize(r->stats, order[i], &s);
         char name[TR_TRAFFIC_KEY_MAX * 4 + 8];
-        printable(p->key, p->key_len, name, sizeof(name));
+        tr_report_printable(p->key, p->key_len, name, sizeof(name));
         csv_field(out, name, strlen(name));
         const char *bc = tr_traffic_class_name(
             tr_traffic_budget_class(r->stats, order[i]));

@@ -91,6 +91,7 @@ struct tr_sim {
     uint64_t now;
     uint64_t assume_dur_ns;
     uint64_t no_duration;          /* requests that used the assumption */
+    uint64_t unknown_tool;         /* logged tools the config lacks */
     uint64_t skipped_before;       /* refused by treaty before admission */
 
     /* Agreement with what treaty logged, when it logged its limiter. */
@@ -207,6 +208,7 @@ tr_sim_tool(tr_sim *s, const tr_log_record *rec)
             if (strlen(cfg->tools[i].name) == rec->tool_len &&
                 !memcmp(cfg->tools[i].name, rec->tool, rec->tool_len))
                 return (int32_t)i;
+        s->unknown_tool++;
         return -1;
     }
     if (!rec->path || !rec->path_len || !rec->method)
@@ -620,6 +622,8 @@ tr_sim_report_json(const tr_sim *s)
         (double)s->assume_dur_ns / 1e6));
     json_object_set_new(o, "requests_without_duration", json_integer(
         (json_int_t)s->no_duration));
+    json_object_set_new(o, "requests_with_unknown_tool", json_integer(
+        (json_int_t)s->unknown_tool));
     json_object_set_new(o, "skipped_refused_before_admission",
                         json_integer((json_int_t)s->skipped_before));
     json_object_set_new(o, "total", counts_json(s, &s->total));
@@ -690,6 +694,9 @@ tr_sim_report_table(const tr_sim *s, FILE *out)
     if (s->skipped_before)
         fprintf(out, "  %" PRIu64 " requests treaty refused before "
                      "admission are not replayed\n", s->skipped_before);
+    if (s->unknown_tool)
+        fprintf(out, "  %" PRIu64 " requests name a tool the configuration "
+                     "lacks: they ran as no tool\n", s->unknown_tool);
     fprintf(out, "  %" PRIu64 " requests: %" PRIu64 " admitted at once, %"
                  PRIu64 " queued (%" PRIu64 " then admitted), %" PRIu64
                  " refused\n",
@@ -728,7 +735,9 @@ tr_sim_report_table(const tr_sim *s, FILE *out)
         if (who >= s->n_principals || !s->by_principal[who].requests)
             continue;
         const tr_traffic_principal *p = tr_traffic_get(s->stats, who);
-        table_row(s, p->key, &s->by_principal[who], out);
+        char name[64];
+        tr_report_printable(p->key, p->key_len, name, sizeof(name));
+        table_row(s, name, &s->by_principal[who], out);
     }
     free(order);
     fprintf(out, "\n  %-28s %9s %9s %7s %8s  %s\n", "TOOL", "REQUESTS",

@@ -262,8 +262,18 @@ process(run *r, input *in, tr_input_stats *is)
         }
         if (blank(line, len))
             continue;
-        if (in->format == TR_LOG_AUTO)
+        if (in->format == TR_LOG_AUTO) {
+            /* Only stdin gets here: files were sniffed up front. */
             in->format = tr_log_sniff(line, len);
+            const char *why = pfrom_error(&r->o->pf, in->format);
+            if (why) {
+                fprintf(stderr, "treaty analyze: %s (%s): "
+                                "--principal-from: %s\n", in->path,
+                        tr_log_format_name(in->format), why);
+                tr_line_reader_close(lr);
+                return -1;
+            }
+        }
         if (in->format != TR_LOG_COMBINED && !jp) {
             jp = tr_json_parser_create(in->format, &r->o->pf,
                                        &r->o->fields);
