@@ -77,8 +77,9 @@ class Client:
         """One request; `expect` is a status or a tuple of statuses."""
         expect = (expect,) if isinstance(expect, int) else expect
         kw.setdefault("timeout", 15)
-        for attempt in range(4 if self.patient else 1):
-            if attempt:
+        r = None
+        for _ in range(4 if self.patient else 1):
+            if r is not None:       # a 429: wait as told, at most 3 s
                 time.sleep(min(float(r.headers.get("Retry-After", 1)), 3))
             # A trace context of our own: treaty keeps a valid one, so
             # the access log line of this very request can be found.
@@ -564,9 +565,11 @@ def cmd_edit(a, cast):
     r = agent.call("GET", f"/events/{eid}", 200)
     etag = r.headers.get("ETag", "")
     if not etag or etag.startswith("W/"):
-        print("   skipped: the gateway does not synthesize ETags on this "
-              "route (the preconditions feature is missing), so it cannot "
-              "guard these edits")
+        print(f"   skipped: GET /events/{eid} through treaty carries no "
+              f"strong ETag ({etag or 'none'}): this treaty does not "
+              f"synthesize ETags on the event route (the preconditions "
+              f"feature, or `etags: synthesize` in examples/demo.yaml, is "
+              f"missing), so it cannot guard these edits")
         return 0
 
     print(f"   alice creates event {eid} \"Team offsite\" with an empty "

@@ -105,8 +105,8 @@ int tr_audit_checkpoint_to_json(const tr_audit_checkpoint *cp, char *out,
  * that is not a JSON object with "type" TR_AUDIT_CP_TYPE (a shared stdout
  * carries other lines: skip it); TR_AUDIT_CP_E_FORMAT for a checkpoint
  * line with a missing or malformed member, or for text that does not
- * parse but names TR_AUDIT_CP_TYPE (a damaged line).  The signature is not checked
- * here.
+ * parse but names TR_AUDIT_CP_TYPE (a damaged line).  The signature is
+ * not checked here.
  */
 int tr_audit_checkpoint_from_json(const char *line, size_t len,
                                   tr_audit_checkpoint *out);

@@ -56,6 +56,7 @@ typedef enum {
     TR_STAGE_CLAIM,
     TR_STAGE_PRECONDITIONS,
     TR_STAGE_RECORD_DECISION,
+    TR_STAGE_MINT,
     TR_STAGE_FORWARD,
     TR_STAGE_STREAMING,
     TR_STAGE_DONE
@@ -144,6 +145,8 @@ struct tr_request {
     bool audit_decision_written;
     bool audit_waiting;          /* for the DECISION to be durable */
     bool token_refused;          /* audited in aggregate, not per request */
+    void *txn_job;               /* a Txn-Token being signed */
+    void *txn_token;             /* the signed one, appended upstream */
     uint64_t bytes_out;
     bool head_sent;
     bool upstream_done;

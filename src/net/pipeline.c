@@ -345,6 +345,11 @@ tr_pipeline_continue(tr_request *req)
         case TR_STAGE_RECORD_DECISION:
             st = tr_stage_record_decision(req);
             if (st == TR_NEXT)
+                req->stage = TR_STAGE_MINT;
+            break;
+        case TR_STAGE_MINT:
+            st = tr_stage_mint(req);
+            if (st == TR_NEXT)
                 req->stage = TR_STAGE_FORWARD;
             break;
         case TR_STAGE_FORWARD:

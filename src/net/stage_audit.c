@@ -146,7 +146,7 @@ on_decision_durable(void *arg, int status, uint64_t seq)
         tr_request_finish(req);
         return;
     }
-    req->stage = TR_STAGE_FORWARD;
+    /* Re-enters this stage, which now finds the record durable. */
     tr_pipeline_continue(req);
 }
 
@@ -154,7 +154,7 @@ tr_step
 tr_audit_record_decision(tr_request *req)
 {
     tr_audit *a = audit_of(req);
-    if (!a || !req->mutating)
+    if (!a || !req->mutating || req->audit_decision_written)
         return TR_NEXT;
 
     tr_audit_record rec;

@@ -3,7 +3,9 @@
  * contract features run; each feature lives in its own stage_*.c.
  */
 #include "core/identity.h"
+#include "net/services.h"
 #include "net/stages.h"
+#include "net/txn_tokens.h"
 
 tr_step
 tr_stage_static_checks(tr_request *req)
@@ -50,6 +52,13 @@ tr_step
 tr_stage_record_decision(tr_request *req)
 {
     return tr_audit_record_decision(req);
+}
+
+tr_step
+tr_stage_mint(tr_request *req)
+{
+    const tr_services *svc = req->client->srv->svc;
+    return tr_txn_tokens_stage(svc ? svc->txn : NULL, req);
 }
 
 int
@@ -101,6 +110,7 @@ tr_stage_release(tr_request *req)
     tr_budget_release(req);
     tr_precond_release(req);
     tr_idem_stage_release(req);
+    tr_txn_tokens_release(req);
     if (req->identity) {
         tr_identity_unref(req->identity);
         req->identity = NULL;

@@ -29,6 +29,7 @@ tr_step tr_stage_admit(tr_request *req);
 tr_step tr_stage_claim(tr_request *req);
 tr_step tr_stage_preconditions(tr_request *req);
 tr_step tr_stage_record_decision(tr_request *req);
+tr_step tr_stage_mint(tr_request *req);
 int tr_stage_append_response_headers(tr_request *req, tr_buf *b);
 void tr_stage_observe_response_body(tr_request *req, const char *p,
                                     size_t n);

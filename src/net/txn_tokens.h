@@ -30,6 +30,14 @@ int tr_txn_tokens_start(tr_server *srv, tr_txn_tokens **out);
 
 void tr_txn_tokens_stop(tr_txn_tokens *t);
 
+/* Pipeline step before forwarding: has the token signed on the signing
+ * thread (TR_AGAIN; the pipeline goes on when it is back), or TR_NEXT
+ * when no token is due. */
+tr_step tr_txn_tokens_stage(tr_txn_tokens *t, tr_request *req);
+
+/* Drops the request's token, or orphans a job still being signed. */
+void tr_txn_tokens_release(tr_request *req);
+
 /*
  * Appends `Txn-Token: <jwt>\r\n` for req to b when req carries a verified
  * identity (nothing otherwise, and nothing when t is NULL).

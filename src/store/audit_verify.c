@@ -359,6 +359,14 @@ tr_audit_verify(tr_audit_reader *r, const tr_audit_verify_opts *o,
     memset(out, 0, sizeof(*out));
     for (size_t i = 0; i < o->external_malformed; i++)
         note_bad(&c, 0, true, TR_AUDIT_CP_E_FORMAT);
+    /* One read transaction: every statement below sees the same
+     * snapshot while the gateway keeps writing. */
+    if (sqlite3_exec(tr_audit_reader_db(r), "BEGIN", NULL, NULL, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "verify: %s",
+                 sqlite3_errmsg(tr_audit_reader_db(r)));
+        goto done;
+    }
     if (load_db_checkpoints(r, &c, err, errlen) != 0)
         goto done;
     for (size_t i = 0; i < o->n_external; i++) {
@@ -382,6 +390,8 @@ tr_audit_verify(tr_audit_reader *r, const tr_audit_verify_opts *o,
                      (out->has_good_cp ? out->good_cp.seq : out->start_seq);
     rc = 0;
 done:
+    if (!sqlite3_get_autocommit(tr_audit_reader_db(r)))
+        sqlite3_exec(tr_audit_reader_db(r), "COMMIT", NULL, NULL, NULL);
     free(c.v);
     return rc;
 }

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import struct
 import subprocess
+import threading
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -417,3 +418,23 @@ def test_retention_prunes_old_records_and_verify_still_passes(
     tamper(t, "DELETE FROM audit WHERE seq = 5")
     assert_finding(verify(t, "--checkpoint", str(cp_file)), "deleted",
                    "records 5..5 are missing")
+
+
+def test_verify_while_the_gateway_writes_finds_nothing(treaty, backend,
+                                                       cp_file):
+    t = treaty(config(backend.url, cp_file, checkpoint_every=3))
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            traffic(t, n=2)
+
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        for _ in range(5):
+            r = verify(t, "--checkpoint", str(cp_file))
+            assert_finding(r, "ok")
+    finally:
+        stop.set()
+        th.join()
