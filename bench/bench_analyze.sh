@@ -14,6 +14,8 @@
 # Settings (environment):
 #   LINES=10000000  PRINCIPALS=50000  CAP=10000  CPU=0  RUNS=3
 #   TREATY_BIN=./treaty  KEEP_WORK=0 (1: keep the logs in $WORK)
+#   WORK_BASE=/tmp (where the logs go; /dev/shm keeps the 1.7 GB plain
+#   log in memory, so the disk does not set the pace of the plain run)
 #   JSON_LINES=2000000 (lines of the treaty-format run; 0 skips it)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,7 +27,8 @@ CPU=${CPU:-0}
 RUNS=${RUNS:-3}
 JSON_LINES=${JSON_LINES:-2000000}
 TREATY_BIN=${TREATY_BIN:-./treaty}
-WORK=$(mktemp -d /tmp/treaty-bench-analyze.XXXXXX)
+WORK_BASE=${WORK_BASE:-/tmp}
+WORK=$(mktemp -d "$WORK_BASE/treaty-bench-analyze.XXXXXX")
 cleanup() { [[ ${KEEP_WORK:-0} == 1 ]] || rm -rf "$WORK"; }
 trap cleanup EXIT
 

@@ -15,17 +15,6 @@
 
 #include "cli/analyze.h"
 
-/*
- * zlib's functions are weak references so that the build links while the
- * Makefile lacks -lz (asked for in issue 10): without the library they
- * are NULL and gzip input is refused with a message.  With -lz they bind
- * as usual and these lines can go.
- */
-#pragma weak inflateInit2_
-#pragma weak inflate
-#pragma weak inflateEnd
-#pragma weak inflateReset
-
 #define BUF_SIZE (4u << 20)           /* decoded text */
 #define IN_SIZE (256u << 10)          /* compressed input */
 
@@ -99,12 +88,6 @@ tr_line_reader_open(const char *path, char *err, size_t errlen)
         r->in_len += (size_t)n;
     }
     if (r->in_len >= 2 && r->in[0] == 0x1f && r->in[1] == 0x8b) {
-        if (!inflateInit2_) {
-            snprintf(err, errlen, "%s: gzip input needs zlib, which this "
-                     "build does not link (-lz)", path);
-            tr_line_reader_close(r);
-            return NULL;
-        }
         r->gzip = true;
         /* 15 + 32: a gzip or zlib header, detected by zlib. */
         if (inflateInit2(&r->z, 15 + 32) != Z_OK) {

@@ -42,15 +42,12 @@ tr_report_printable(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static const tr_traffic *g_sort_stats;
-
 static int
-by_requests(const void *a, const void *b)
+by_requests(const void *a, const void *b, void *ctx)
 {
-    const tr_traffic_principal *x = tr_traffic_get(g_sort_stats,
-                                                   *(const uint32_t *)a);
-    const tr_traffic_principal *y = tr_traffic_get(g_sort_stats,
-                                                   *(const uint32_t *)b);
+    const tr_traffic *t = ctx;
+    const tr_traffic_principal *x = tr_traffic_get(t, *(const uint32_t *)a);
+    const tr_traffic_principal *y = tr_traffic_get(t, *(const uint32_t *)b);
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
     if (x->other != y->other)
@@ -71,8 +68,7 @@ tr_report_order(const tr_traffic *t, size_t *n)
     for (uint32_t i = 0; i < total; i++)
         if (tr_traffic_get(t, i)->count)
             v[k++] = i;
-    g_sort_stats = t;
-    qsort(v, k, sizeof(*v), by_requests);
+    qsort_r(v, k, sizeof(*v), by_requests, (void *)t);
     *n = k;
     return v;
 }

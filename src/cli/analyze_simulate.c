@@ -92,6 +92,7 @@ struct tr_sim {
     uint64_t assume_dur_ns;
     uint64_t no_duration;          /* requests that used the assumption */
     uint64_t unknown_tool;         /* logged tools the config lacks */
+    uint64_t out_of_memory;        /* requests not simulated */
     uint64_t skipped_before;       /* refused by treaty before admission */
 
     /* Agreement with what treaty logged, when it logged its limiter. */
@@ -239,17 +240,28 @@ timer_before(const sim_timer *a, const sim_timer *b)
     return a->seq < b->seq;
 }
 
+/*
+ * Room for one more timer, taken before each arrival.  An arrival adds at
+ * most one timer (its release or its deadline); a release that wakes a
+ * waiter pops one and pushes one.  So with this room, pushes never fail.
+ */
 static int
+timer_reserve(tr_sim *s)
+{
+    if (s->n_heap < s->cap_heap)
+        return 0;
+    size_t cap = s->cap_heap ? s->cap_heap * 2 : 1024;
+    sim_timer *h = realloc(s->heap, cap * sizeof(*h));
+    if (!h)
+        return -1;
+    s->heap = h;
+    s->cap_heap = cap;
+    return 0;
+}
+
+static void
 timer_push(tr_sim *s, uint64_t at, ev_kind kind, sim_req *r)
 {
-    if (s->n_heap == s->cap_heap) {
-        size_t cap = s->cap_heap ? s->cap_heap * 2 : 1024;
-        sim_timer *h = realloc(s->heap, cap * sizeof(*h));
-        if (!h)
-            return -1;
-        s->heap = h;
-        s->cap_heap = cap;
-    }
     sim_timer t = { at, s->seq++, r, (uint8_t)kind };
     size_t i = s->n_heap++;
     while (i) {
@@ -261,7 +273,6 @@ timer_push(tr_sim *s, uint64_t at, ev_kind kind, sim_req *r)
     }
     s->heap[i] = t;
     r->pending++;
-    return 0;
 }
 
 static sim_timer
@@ -428,8 +439,7 @@ req_done(sim_req *r)
 static void
 start_holding(tr_sim *s, sim_req *r)
 {
-    if (timer_push(s, s->now + r->dur, EV_RELEASE, r) != 0)
-        req_done(r);    /* out of memory: it never releases; counted */
+    timer_push(s, s->now + r->dur, EV_RELEASE, r);
 }
 
 static void
@@ -520,8 +530,11 @@ tr_sim_request(tr_sim *s, const tr_analyze_event *ev, const char *name,
     }
 
     sim_req *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r || timer_reserve(s) != 0) {
+        free(r);
+        s->out_of_memory++;
         return;
+    }
     tr_admit_ticket_init(&r->tk, r);
     r->arrival = s->now;
     r->who = ev->pidx;
@@ -542,8 +555,7 @@ tr_sim_request(tr_sim *s, const tr_analyze_event *ev, const char *name,
         start_holding(s, r);
         break;
     case TR_ADMIT_QUEUED:
-        if (timer_push(s, d.queue_deadline, EV_DEADLINE, r) != 0)
-            req_done(r);
+        timer_push(s, d.queue_deadline, EV_DEADLINE, r);
         break;
     case TR_ADMIT_REFUSED:
         agreement(s, ev->logged, true);
@@ -624,6 +636,8 @@ tr_sim_report_json(const tr_sim *s)
         (json_int_t)s->no_duration));
     json_object_set_new(o, "requests_with_unknown_tool", json_integer(
         (json_int_t)s->unknown_tool));
+    json_object_set_new(o, "requests_not_simulated_out_of_memory",
+                        json_integer((json_int_t)s->out_of_memory));
     json_object_set_new(o, "skipped_refused_before_admission",
                         json_integer((json_int_t)s->skipped_before));
     json_object_set_new(o, "total", counts_json(s, &s->total));
@@ -694,6 +708,9 @@ tr_sim_report_table(const tr_sim *s, FILE *out)
     if (s->skipped_before)
         fprintf(out, "  %" PRIu64 " requests treaty refused before "
                      "admission are not replayed\n", s->skipped_before);
+    if (s->out_of_memory)
+        fprintf(out, "  %" PRIu64 " requests were not simulated: out of "
+                     "memory\n", s->out_of_memory);
     if (s->unknown_tool)
         fprintf(out, "  %" PRIu64 " requests name a tool the configuration "
                      "lacks: they ran as no tool\n", s->unknown_tool);

@@ -17,6 +17,9 @@ static const char *const reasons[] = {
     [TR_HEAD_CL_AND_TE] = "Content-Length together with Transfer-Encoding",
     [TR_HEAD_BAD_TE] = "unsupported Transfer-Encoding",
     [TR_HEAD_BAD_CL] = "invalid Content-Length",
+    [TR_HEAD_BAD_HOST] = "invalid Host field",
+    [TR_HEAD_TE_HTTP10] = "Transfer-Encoding in an HTTP/1.0 request",
+    [TR_HEAD_BAD_START_LINE] = "control character in the request line",
 };
 
 const char *
@@ -74,7 +77,7 @@ tr_head_check_block(const char *p, size_t len, unsigned max_fields)
             for (size_t k = 0; k < ll; k++) {
                 unsigned char b = (unsigned char)line[k];
                 if (b < 0x20 || b == 0x7f)
-                    return TR_HEAD_BAD_VALUE;
+                    return TR_HEAD_BAD_START_LINE;
             }
             first = false;
         } else {
@@ -116,6 +119,70 @@ value_is(const tr_header *h, const char *lower)
     return h->value_len == n && strncasecmp(h->value, lower, n) == 0;
 }
 
+static bool
+is_unreserved_or_sub_delim(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+static bool
+is_hexdig(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+bool
+tr_head_host_valid(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    if (len == 0)
+        return true;
+    if (v[0] == '[') {
+        /* IP-literal: hex digits, ':' and '.' (IPv6 with an embedded
+         * IPv4); the address itself is never resolved from a Host. */
+        for (i = 1; i < len && v[i] != ']'; i++)
+            if (!is_hexdig((unsigned char)v[i]) && v[i] != ':' &&
+                v[i] != '.')
+                return false;
+        if (i >= len || i == 1)
+            return false;
+        i++;
+    } else {
+        for (; i < len && v[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c == '%') {
+                if (i + 2 >= len || !is_hexdig((unsigned char)v[i + 1]) ||
+                    !is_hexdig((unsigned char)v[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!is_unreserved_or_sub_delim(c)) {
+                return false;
+            }
+        }
+        if (i == 0)
+            return false;
+    }
+    if (i == len)
+        return true;
+    if (v[i] != ':')
+        return false;
+    /* An empty port is allowed by the grammar; a number above 65535 is
+     * not a port. */
+    unsigned long port = 0;
+    size_t digits = 0;
+    for (i++; i < len; i++, digits++) {
+        if (v[i] < '0' || v[i] > '9' || digits >= 5)
+            return false;
+        port = port * 10 + (unsigned long)(v[i] - '0');
+    }
+    return port <= 65535;
+}
+
 tr_head_status
 tr_head_check_fields(const tr_header *h, size_t n, bool http11)
 {
@@ -126,6 +193,8 @@ tr_head_check_fields(const tr_header *h, size_t n, bool http11)
         if (tr_head_name_is(&h[i], "host")) {
             if (++hosts > 1)
                 return TR_HEAD_DUPLICATE_HOST;
+            if (!tr_head_host_valid(h[i].value, h[i].value_len))
+                return TR_HEAD_BAD_HOST;
         } else if (tr_head_name_is(&h[i], "transfer-encoding")) {
             /* Only a single "chunked": gzip or stacked codings would make
              * treaty and the upstream disagree on where the body ends. */
@@ -145,6 +214,10 @@ tr_head_check_fields(const tr_header *h, size_t n, bool http11)
     }
     if (cl && te)
         return TR_HEAD_CL_AND_TE;
+    /* RFC 9112 §6.1: chunked framing from an HTTP/1.0 client is faulty
+     * (a 1.0 intermediary may not have understood it). */
+    if (te && !http11)
+        return TR_HEAD_TE_HTTP10;
     if (http11 && hosts == 0)
         return TR_HEAD_MISSING_HOST;
     return TR_HEAD_OK;

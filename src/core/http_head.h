@@ -32,6 +32,9 @@ typedef enum {
     TR_HEAD_CL_AND_TE,
     TR_HEAD_BAD_TE,           /* anything but exactly "chunked" */
     TR_HEAD_BAD_CL,           /* not digits, or differing copies */
+    TR_HEAD_BAD_HOST,         /* not uri-host [ ":" port ] */
+    TR_HEAD_TE_HTTP10,        /* Transfer-Encoding on HTTP/1.0 */
+    TR_HEAD_BAD_START_LINE,   /* control bytes in the request line */
 } tr_head_status;
 
 const char *tr_head_status_reason(tr_head_status st);
@@ -52,6 +55,11 @@ tr_head_status tr_head_check_block(const char *p, size_t len,
  */
 tr_head_status tr_head_check_fields(const tr_header *h, size_t n,
                                     bool http11);
+
+/* Whether a Host value is uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986
+ * §3.2.2): a reg-name or IPv4 address, or an IP-literal in brackets, and
+ * a port of at most 65535.  The empty value is valid. */
+bool tr_head_host_valid(const char *v, size_t len);
 
 /* Case-insensitive comparison of a field name with a lower-case name. */
 bool tr_head_name_is(const tr_header *h, const char *lower);

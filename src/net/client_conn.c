@@ -38,7 +38,9 @@ on_timer(uv_timer_t *t)
     if (!c->req_active) {
         if (c->in.len > c->in_off) {
             /* A partial header block that did not finish in time. */
+            tr_request_reset(req);
             req->client = c;
+            tr_request_stamp(req);
             c->req_active = true;
             req->keep_alive = false;
             tr_respond_problem(req, TR_P_REQUEST_TIMEOUT,
@@ -574,6 +576,14 @@ refuse_head(tr_client *c, tr_problem_kind kind, const char *detail)
 {
     tr_request *req = &c->req;
     req->client = c;
+    if (!c->req_active || !req->id[0]) {
+        /* Refused before the pipeline began: the log line and the
+         * problem still get a time, an id and the client address. */
+        if (!c->req_active)
+            tr_request_reset(req);
+        req->client = c;
+        tr_request_stamp(req);
+    }
     c->req_active = true;
     req->keep_alive = false;
     req->decision = "deny";
@@ -692,7 +702,12 @@ begin_request(tr_client *c)
         refuse_head(c, TR_P_HEADERS_TOO_LARGE, "too many header fields");
         return;
     }
-    req->http11 = c->parser.http_major == 1 && c->parser.http_minor == 1;
+    if (c->parser.http_major != 1 || c->parser.http_minor > 1) {
+        refuse_head(c, TR_P_MALFORMED_REQUEST,
+                    "only HTTP/1.0 and HTTP/1.1 are spoken on this port");
+        return;
+    }
+    req->http11 = c->parser.http_minor == 1;
     st = tr_head_check_fields(req->headers, req->n_headers, req->http11);
     if (st != TR_HEAD_OK) {
         refuse_head(c, TR_P_MALFORMED_REQUEST, tr_head_status_reason(st));
@@ -737,7 +752,9 @@ feed_body(tr_client *c)
         req->keep_alive = false;
         bool too_big = err == HPE_USER && !c->chunk_ext_exceeded;
         const char *why = too_big ? "request body exceeds the route's cap"
-                                  : llhttp_get_error_reason(&c->parser);
+                          : c->chunk_ext_exceeded
+                              ? "chunk extensions exceed the configured cap"
+                              : llhttp_get_error_reason(&c->parser);
         c->srv->metrics.parse_errors++;
         if (req->stage == TR_STAGE_BUFFER_BODY)
             tr_respond_problem(req, too_big ? TR_P_BODY_TOO_LARGE

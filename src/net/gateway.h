@@ -319,6 +319,7 @@ struct tr_server {
     struct tr_access_log *access_log;
     uint64_t request_seq;
     uint64_t id_prefix;
+    uint64_t trace_state;       /* splitmix64 state for trace ids */
     llhttp_settings_t req_settings;
     llhttp_settings_t resp_settings;
     /* Per-client-address connection counts: a small open table. */
@@ -339,6 +340,9 @@ uint64_t tr_now_ns(void);
 int tr_listen_on(tr_server *srv, uv_tcp_t *tcp, const char *host,
                  uint16_t port, uv_connection_cb cb);
 int64_t tr_wall_ms(void);
+
+/* Time, ids, trace context and client address (pipeline.c). */
+void tr_request_stamp(tr_request *req);
 
 /* Clears a request for the next one on the connection (client_conn.c). */
 void tr_request_reset(tr_request *req);

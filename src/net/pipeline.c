@@ -55,9 +55,48 @@ is_hex(const char *p, size_t n)
     return true;
 }
 
+/* W3C Trace Context: "00-" 32 hex "-" 16 hex "-" 2 hex, lower case,
+ * version not ff, trace and parent ids not all zero. */
+static bool
+traceparent_valid(const char *v, size_t n)
+{
+    if (n != 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return false;
+    if (!is_hex(v, 2) || !is_hex(v + 3, 32) || !is_hex(v + 36, 16) ||
+        !is_hex(v + 53, 2) || !memcmp(v, "ff", 2))
+        return false;
+    bool zero_trace = true, zero_parent = true;
+    for (int i = 0; i < 32; i++)
+        zero_trace &= v[3 + i] == '0';
+    for (int i = 0; i < 16; i++)
+        zero_parent &= v[36 + i] == '0';
+    return !zero_trace && !zero_parent;
+}
+
+/* splitmix64: trace ids need to be unique and unpredictable enough to
+ * not collide, not secret; seeded once from the CSPRNG. */
+static uint64_t
+next_random(tr_server *srv)
+{
+    uint64_t z = (srv->trace_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
 /*
  * Request id and trace context.  Ids come from a per-process random prefix
- * and a counter: unique, cheap, and not guessable across restarts.
+ * and a counter: unique, cheap, and not guessable across restarts.  A
+ * client's traceparent is kept only when it is one valid field; otherwise
+ * treaty starts a new trace, and the client's copies are never forwarded
+ * (proxy.c writes req->traceparent), so the log and the backend agree.
  */
 static void
 assign_ids(tr_request *req)
@@ -66,24 +105,23 @@ assign_ids(tr_request *req)
     uint8_t raw[16];
     uint64_t seq = ++srv->request_seq;
 
-    memcpy(raw, &srv->id_prefix, 8);
-    for (int i = 0; i < 8; i++)
-        raw[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    put_u64(raw, srv->id_prefix);
+    put_u64(raw + 8, seq);
     hex(req->id, raw, 16);
 
-    const tr_header *tp = find_header(req, "traceparent", NULL);
-    if (tp && tp->value_len == 55 && tp->value[2] == '-' &&
-        is_hex(tp->value, 2) && is_hex(tp->value + 3, 32)) {
+    size_t n;
+    const tr_header *tp = find_header(req, "traceparent", &n);
+    if (n == 1 && traceparent_valid(tp->value, tp->value_len)) {
         memcpy(req->traceparent, tp->value, 55);
         req->traceparent[55] = '\0';
         return;
     }
-    /* W3C trace context: version 00, trace id, parent id, sampled. */
-    uint8_t span[8];
+    uint8_t trace[16], span[8];
     char trace_hex[33], span_hex[17];
-    hex(trace_hex, raw, 16);
-    for (int i = 0; i < 8; i++)
-        span[i] = raw[15 - i] ^ (uint8_t)(seq >> (8 * i));
+    put_u64(trace, next_random(srv));
+    put_u64(trace + 8, next_random(srv) | 1);  /* never all zero */
+    put_u64(span, next_random(srv) | 1);
+    hex(trace_hex, trace, 16);
     hex(span_hex, span, 8);
     snprintf(req->traceparent, sizeof(req->traceparent), "00-%s-%s-01",
              trace_hex, span_hex);
@@ -173,10 +211,12 @@ stage_parse_checks(tr_request *req)
     req->had_content_length = find_header(req, "content-length", NULL) != 0;
     uint64_t cap = req->client->srv->cfg->limits.body_max;
     if (!req->chunked_in && req->content_length > cap) {
+        char detail[128];
+        snprintf(detail, sizeof(detail),
+                 "the request body exceeds the gateway's limit of %llu "
+                 "bytes", (unsigned long long)cap);
         req->keep_alive = false;
-        tr_respond_problem(req, TR_P_BODY_TOO_LARGE,
-                           "the request body exceeds the gateway's limit",
-                           NULL);
+        tr_respond_problem(req, TR_P_BODY_TOO_LARGE, detail, NULL);
         return TR_STOP;
     }
     return TR_NEXT;
@@ -239,10 +279,13 @@ stage_route(tr_request *req)
     req->route = req->match.route;
     req->mutating = (req->route->mutating & req->method_bit) != 0;
     if (!req->chunked_in && req->content_length > req->route->body_cap) {
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "the request body exceeds route '%s''s cap of %llu bytes",
+                 req->route->name,
+                 (unsigned long long)req->route->body_cap);
         req->keep_alive = false;
-        tr_respond_problem(req, TR_P_BODY_TOO_LARGE,
-                           "the request body exceeds this route's cap",
-                           NULL);
+        tr_respond_problem(req, TR_P_BODY_TOO_LARGE, detail, NULL);
         return TR_STOP;
     }
     return TR_NEXT;
@@ -261,17 +304,25 @@ stage_forward(tr_request *req)
 
 /* ------------------------------------------------------------- driver */
 
+/* Time, ids and client address: every request has them, including one
+ * refused while its head was being read. */
+void
+tr_request_stamp(tr_request *req)
+{
+    req->start_ns = tr_now_ns();
+    req->start_ms_wall = tr_wall_ms();
+    assign_ids(req);
+    resolve_client_addr(req);
+}
+
 void
 tr_pipeline_start(tr_request *req)
 {
     tr_client *c = req->client;
 
-    req->start_ns = tr_now_ns();
-    req->start_ms_wall = tr_wall_ms();
+    tr_request_stamp(req);
     c->srv->metrics.inflight++;
     req->counted_inflight = true;
-    assign_ids(req);
-    resolve_client_addr(req);
     req->fair_key = req->client_addr;
     req->fair_key_len = strlen(req->client_addr);
     if (c->srv->draining)

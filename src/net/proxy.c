@@ -36,7 +36,7 @@ forwardable(const tr_request *req, const tr_header *h)
     static const char *const dropped[] = {
         "host", "content-length", "expect", "x-forwarded-for",
         "x-forwarded-proto", "x-forwarded-host", "forwarded", "via",
-        "txn-token",
+        "txn-token", "traceparent",
     };
     if (tr_head_is_hop_by_hop(h->name, h->name_len))
         return false;
@@ -106,7 +106,7 @@ build_request_head(tr_request *req, tr_upconn *up)
     }
     APPEND_STR(b, req->client->peer);
     APPEND_STR(b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host) {
+    if (host && host->value_len) {
         APPEND_STR(b, "X-Forwarded-Host: ");
         APPEND(b, host->value, host->value_len);
         APPEND_STR(b, "\r\n");
@@ -118,11 +118,10 @@ build_request_head(tr_request *req, tr_upconn *up)
         APPEND_STR(b, ", ");
     }
     APPEND_STR(b, req->http11 ? "1.1 treaty\r\n" : "1.0 treaty\r\n");
-    if (!find_header(req, "traceparent")) {
-        APPEND_STR(b, "traceparent: ");
-        APPEND_STR(b, req->traceparent);
-        APPEND_STR(b, "\r\n");
-    }
+    /* Always ours: the client's one valid copy, or a new trace. */
+    APPEND_STR(b, "traceparent: ");
+    APPEND_STR(b, req->traceparent);
+    APPEND_STR(b, "\r\n");
     if (tr_request_append_upstream_headers(req, u, b) != 0)
         return -1;
 

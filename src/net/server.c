@@ -53,6 +53,9 @@ tr_server_init(tr_server *srv, uv_loop_t *loop, const tr_config *cfg,
     if (RAND_bytes((unsigned char *)&srv->id_prefix,
                    sizeof(srv->id_prefix)) != 1)
         srv->id_prefix = (uint64_t)tr_wall_ms() ^ uv_hrtime();
+    if (RAND_bytes((unsigned char *)&srv->trace_state,
+                   sizeof(srv->trace_state)) != 1)
+        srv->trace_state = srv->id_prefix ^ 0x5bd1e995u;
 
     srv->router = tr_router_build(cfg, err, sizeof(err));
     if (!srv->router) {

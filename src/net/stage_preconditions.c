@@ -676,8 +676,8 @@ tr_precond_static_checks(tr_request *req)
         req->reason = "precondition_invalid";
         tr_respond_problem(req, TR_P_MALFORMED_REQUEST,
                            "If-Match / If-None-Match must be \"*\" or a "
-                           "list of quoted entity-tags (RFC 9110 "
-                           "§13.1.1)", NULL);
+                           "list of at most 32 quoted entity-tags (RFC "
+                           "9110, section 13.1.1)", NULL);
         return TR_STOP;
     case TR_PRE_CAS:
     case TR_PRE_SYNTH_READ:

@@ -339,8 +339,10 @@ thread_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         } else if (!w->stopping && w->sync_queued == 0 &&
+                   w->qlen < w->opts.batch_max &&
                    now < w->oldest_ms + w->opts.flush_ms) {
-            /* Only trailing jobs: give them company for a while. */
+            /* Only trailing jobs, not a full batch yet: give them company
+             * for a while. */
             wait_until(w, w->oldest_ms + w->opts.flush_ms);
             continue;
         }
@@ -434,6 +436,8 @@ fail_mem:
 int
 tr_worker_submit(tr_worker *w, tr_job *job)
 {
+    bool wake;
+
     pthread_mutex_lock(&w->mu);
     if (w->stopping) {
         pthread_mutex_unlock(&w->mu);
@@ -450,6 +454,7 @@ tr_worker_submit(tr_worker *w, tr_job *job)
     }
     job->next = NULL;
     job->status = 0;
+    wake = !w->qhead || (job->flags & TR_JOB_SYNC);
     if (w->qtail)
         w->qtail->next = job;
     else {
@@ -461,7 +466,12 @@ tr_worker_submit(tr_worker *w, tr_job *job)
     if (job->flags & TR_JOB_SYNC)
         w->sync_queued++;
     atomic_fetch_add(&w->backlog, 1);
-    pthread_cond_signal(&w->cv);
+    /* A thread waiting for trailing jobs to gather wakes at its deadline
+     * anyway: only a first job, a SYNC one or a full batch needs it now.
+     * Waking it for every record would cost the loop a context switch
+     * per request under load. */
+    if (wake || w->qlen >= w->opts.batch_max)
+        pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return TR_STORE_OK;
 }
