@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/admission.h"
+#include "core/burst_topn.h"
 #include "core/ratelimit_headers.h"
 #include "net/log.h"
 #include "net/services.h"
@@ -25,6 +26,7 @@
 struct tr_budget_svc {
     tr_server *srv;
     tr_admission *adm;
+    tr_burst_topn *topn;        /* the burstiest principals, fixed memory */
     uv_timer_t queue_timer;
     uv_timer_t sweep_timer;
     tr_request *queued_head[2], *queued_tail[2];
@@ -159,6 +161,24 @@ refuse(tr_request *req, const tr_admit_decision *d)
     tr_buf_free(&hdr);
 }
 
+/*
+ * Feeds the live top-N of bursty principals (issue 10): once per admitted
+ * request, with the principal's in-flight count when a concurrency cap
+ * reports it (q - r of the "inflight" item), else 0.
+ */
+static void
+observe_burst(tr_request *req, const tr_admit_decision *d)
+{
+    tr_budget_svc *b = req->client->srv->svc->budget;
+    uint32_t inflight = 0;
+    for (size_t i = 0; i < d->n_items; i++)
+        if (d->items[i].concurrent && d->items[i].q >= d->items[i].r)
+            inflight = (uint32_t)(d->items[i].q - d->items[i].r);
+    if (b->topn)
+        tr_burst_topn_observe(b->topn, req->fair_key, req->fair_key_len,
+                              tr_now_ns(), inflight);
+}
+
 /* ------------------------------------------------------------- stage */
 
 tr_step
@@ -179,6 +199,7 @@ tr_budget_admit(tr_request *req)
     switch (o) {
     case TR_ADMIT_OK:
         req->limiter = "admitted";
+        observe_burst(req, &br->decision);
         return TR_NEXT;
     case TR_ADMIT_QUEUED:
         req->limiter = "queued";
@@ -203,6 +224,7 @@ wake(tr_budget_svc *b, tr_admit_ticket *tk, uint64_t now)
         queue_unlink(b, next);
         tr_admit_describe(b->adm, tk, now, &next->budget.decision);
         next->limiter = "admitted_after_queue";
+        observe_burst(next, &next->budget.decision);
         next->stage = TR_STAGE_CLAIM;
         tr_pipeline_continue(next);
     }
@@ -376,6 +398,46 @@ render_metrics(void *ctx, tr_buf *out)
          (unsigned long long)s.table.capacity,
          (unsigned long long)s.table.evictions,
          (unsigned long long)s.table.overflows);
+    if (b->topn) {
+        tr_burst_topn_iter it;
+        tr_burst_topn_entry e;
+        uint64_t now = tr_now_ns();
+        EMIT("# HELP treaty_bursty_principal_score Live top principals by "
+             "burstiness (fixed memory).\n"
+             "# TYPE treaty_bursty_principal_score gauge\n"
+             "# TYPE treaty_bursty_principal_burst_max gauge\n"
+             "# TYPE treaty_bursty_principal_interarrival_cv gauge\n"
+             "# TYPE treaty_bursty_principal_inflight_peak gauge\n");
+        tr_burst_topn_iter_init(&it, b->topn, now, 10);
+        while (tr_burst_topn_iter_next(&it, &e)) {
+            char label[3 * TR_BURST_TOPN_KEY_MAX + 8];
+            size_t o = 0;
+            /* issuer NUL sub -> "issuer:sub", escaped for a label. */
+            for (size_t i = 0; i < e.key_len && o + 4 < sizeof(label);
+                 i++) {
+                unsigned char ch = (unsigned char)e.key[i];
+                if (ch == 0)
+                    label[o++] = ':';
+                else if (ch == '"' || ch == '\\') {
+                    label[o++] = '\\';
+                    label[o++] = (char)ch;
+                } else if (ch < 0x20 || ch >= 0x7f)
+                    label[o++] = '?';
+                else
+                    label[o++] = (char)ch;
+            }
+            label[o] = '\0';
+            EMIT("treaty_bursty_principal_score{principal=\"%s\"} %.3f\n"
+                 "treaty_bursty_principal_burst_max{principal=\"%s\"} %u\n"
+                 "treaty_bursty_principal_interarrival_cv{principal=\"%s\"}"
+                 " %.3f\n"
+                 "treaty_bursty_principal_inflight_peak{principal=\"%s\"}"
+                 " %u\n",
+                 label, e.score, label, e.burst_max, label,
+                 e.interarrival_cv < 0 ? 0.0 : e.interarrival_cv, label,
+                 e.inflight_peak);
+        }
+    }
 #undef EMIT
 }
 
@@ -399,6 +461,9 @@ tr_budget_svc_start(tr_server *srv)
         free(b);
         return NULL;
     }
+    tr_burst_topn_params tp;
+    tr_burst_topn_params_default(&tp);
+    b->topn = tr_burst_topn_create(&tp, seed ^ 0x9e3779b97f4a7c15ull);
     uv_timer_init(srv->loop, &b->queue_timer);
     uv_timer_init(srv->loop, &b->sweep_timer);
     b->queue_timer.data = b->sweep_timer.data = b;
@@ -419,5 +484,6 @@ tr_budget_svc_stop(tr_budget_svc *b)
     uv_close((uv_handle_t *)&b->sweep_timer, NULL);
     uv_run(b->srv->loop, UV_RUN_NOWAIT);
     tr_admission_free(b->adm);
+    tr_burst_topn_free(b->topn);
     free(b);
 }

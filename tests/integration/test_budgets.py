@@ -280,3 +280,18 @@ def test_soak_random_aborts_leave_nothing_held(treaty, backend):
                 m.get('treaty_budget_waiting{class="agent"}') == 0)
     harness.wait_until(drained, timeout=10 * harness.SLOW,
                        what="in-flight and queues back to zero")
+
+
+def test_metrics_name_the_burstiest_principals(treaty, backend):
+    backend.script("/work/x", delay=0.2)
+    t = treaty(budget_config(backend.url))
+    fire(t.url, [agent_token("carol", i) for i in range(8)])
+    time.sleep(0.3)
+    fire(t.url, [agent_token("carol", i) for i in range(8)])
+    t.request("GET", "/work/x", headers=bearer(human_token("dave")))
+    m = t.metrics()
+    carol = 'treaty_bursty_principal_burst_max{principal="corp:carol"}'
+    assert carol in m
+    assert m[carol] >= 4
+    assert m['treaty_bursty_principal_inflight_peak{principal="corp:carol"}'] \
+        >= 2
