@@ -99,6 +99,27 @@ render_audit_metrics(void *ctx, tr_buf *out)
         s.available ? 1 : 0);
     if (n > 0)
         tr_buf_append(out, line, (size_t)n, SIZE_MAX);
+    n = snprintf(line, sizeof(line),
+        "# TYPE treaty_audit_checkpoints_total counter\n"
+        "treaty_audit_checkpoints_total %llu\n"
+        "# TYPE treaty_audit_checkpoint_failures_total counter\n"
+        "treaty_audit_checkpoint_failures_total %llu\n"
+        "# TYPE treaty_audit_sink_failures_total counter\n"
+        "treaty_audit_sink_failures_total %llu\n"
+        "# TYPE treaty_audit_sink_dropped_total counter\n"
+        "treaty_audit_sink_dropped_total %llu\n"
+        "# TYPE treaty_audit_records_pruned_total counter\n"
+        "treaty_audit_records_pruned_total %llu\n"
+        "# TYPE treaty_audit_prune_refusals_total counter\n"
+        "treaty_audit_prune_refusals_total %llu\n",
+        (unsigned long long)s.checkpoints,
+        (unsigned long long)s.checkpoint_failures,
+        (unsigned long long)s.sink_failures,
+        (unsigned long long)s.sink_dropped,
+        (unsigned long long)s.records_pruned,
+        (unsigned long long)s.prune_refusals);
+    if (n > 0)
+        tr_buf_append(out, line, (size_t)n, SIZE_MAX);
 }
 
 static int
