@@ -405,6 +405,7 @@ int tr_proxy_body_chunk(tr_request *req, const char *p, size_t n);
 void tr_proxy_body_end(tr_request *req);
 void tr_proxy_client_writable(tr_request *req);
 void tr_proxy_client_gone(tr_request *req);
+int tr_proxy_append_forwarding(const tr_request *req, tr_buf *b);
 
 /* admin.c; extra handlers serve further paths (the Txn-Token JWKS). */
 int tr_admin_listen(tr_server *srv);

@@ -65,6 +65,44 @@ find_header(const tr_request *req, const char *lower)
     } while (0)
 #define APPEND_STR(b, s) APPEND(b, s, strlen(s))
 
+/*
+ * Forwarding metadata, the same on every request treaty sends upstream
+ * (forwarded ones and compare-and-swap re-reads): what the client sent is
+ * kept only when it came through a trusted proxy; the trace context is
+ * always treaty's (req->traceparent: the client's one valid copy or a new
+ * trace).
+ */
+int
+tr_proxy_append_forwarding(const tr_request *req, tr_buf *b)
+{
+    const tr_header *xff = find_header(req, "x-forwarded-for");
+    const tr_header *host = find_header(req, "host");
+    const tr_header *via = find_header(req, "via");
+
+    APPEND_STR(b, "X-Forwarded-For: ");
+    if (req->peer_trusted && xff) {
+        APPEND(b, xff->value, xff->value_len);
+        APPEND_STR(b, ", ");
+    }
+    APPEND_STR(b, req->client->peer);
+    APPEND_STR(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (host && host->value_len) {
+        APPEND_STR(b, "X-Forwarded-Host: ");
+        APPEND(b, host->value, host->value_len);
+        APPEND_STR(b, "\r\n");
+    }
+    APPEND_STR(b, "Via: ");
+    if (via) {
+        APPEND(b, via->value, via->value_len);
+        APPEND_STR(b, ", ");
+    }
+    APPEND_STR(b, req->http11 ? "1.1 treaty\r\n" : "1.0 treaty\r\n");
+    APPEND_STR(b, "traceparent: ");
+    APPEND_STR(b, req->traceparent);
+    APPEND_STR(b, "\r\n");
+    return 0;
+}
+
 static int
 build_request_head(tr_request *req, tr_upconn *up)
 {
@@ -95,33 +133,8 @@ build_request_head(tr_request *req, tr_upconn *up)
         APPEND_STR(b, "\r\n");
     }
 
-    /* Forwarding metadata: what the client sent is kept only when it came
-     * through a trusted proxy (req->client_addr already accounts for it). */
-    const tr_header *xff = find_header(req, "x-forwarded-for");
-    const tr_header *host = find_header(req, "host");
-    APPEND_STR(b, "X-Forwarded-For: ");
-    if (req->peer_trusted && xff) {
-        APPEND(b, xff->value, xff->value_len);
-        APPEND_STR(b, ", ");
-    }
-    APPEND_STR(b, req->client->peer);
-    APPEND_STR(b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host && host->value_len) {
-        APPEND_STR(b, "X-Forwarded-Host: ");
-        APPEND(b, host->value, host->value_len);
-        APPEND_STR(b, "\r\n");
-    }
-    const tr_header *via = find_header(req, "via");
-    APPEND_STR(b, "Via: ");
-    if (via) {
-        APPEND(b, via->value, via->value_len);
-        APPEND_STR(b, ", ");
-    }
-    APPEND_STR(b, req->http11 ? "1.1 treaty\r\n" : "1.0 treaty\r\n");
-    /* Always ours: the client's one valid copy, or a new trace. */
-    APPEND_STR(b, "traceparent: ");
-    APPEND_STR(b, req->traceparent);
-    APPEND_STR(b, "\r\n");
+    if (tr_proxy_append_forwarding(req, b) != 0)
+        return -1;
     if (tr_request_append_upstream_headers(req, u, b) != 0)
         return -1;
 

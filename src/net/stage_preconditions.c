@@ -352,6 +352,7 @@ reread_forwardable(const tr_request *req, const tr_header *h)
     static const char *const dropped[] = {
         "host", "expect", "x-forwarded-for", "x-forwarded-proto",
         "x-forwarded-host", "forwarded", "via", "txn-token", "range",
+        "traceparent",
         "idempotency-key", "transfer-encoding", "te", "trailer",
     };
     if (tr_head_is_hop_by_hop(h->name, h->name_len))
@@ -367,15 +368,6 @@ reread_forwardable(const tr_request *req, const tr_header *h)
                                     h->name_len))
         return false;
     return !tr_request_header_is_reserved(req, h);
-}
-
-static const tr_header *
-find_header(const tr_request *req, const char *lower)
-{
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (tr_head_name_is(&req->headers[i], lower))
-            return &req->headers[i];
-    return NULL;
 }
 
 #define PUT(b, s, n)                                                       \
@@ -416,26 +408,8 @@ build_reread(tr_request *req, const tr_upstream_cfg *u, tr_buf *b)
         PUT(b, h->value, h->value_len);
         PUTS(b, "\r\n");
     }
-    const tr_header *xff = find_header(req, "x-forwarded-for");
-    const tr_header *host = find_header(req, "host");
-    PUTS(b, "X-Forwarded-For: ");
-    if (req->peer_trusted && xff) {
-        PUT(b, xff->value, xff->value_len);
-        PUTS(b, ", ");
-    }
-    PUTS(b, req->client->peer);
-    PUTS(b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host) {
-        PUTS(b, "X-Forwarded-Host: ");
-        PUT(b, host->value, host->value_len);
-        PUTS(b, "\r\n");
-    }
-    PUTS(b, "Via: 1.1 treaty\r\n");
-    if (!find_header(req, "traceparent")) {
-        PUTS(b, "traceparent: ");
-        PUTS(b, req->traceparent);
-        PUTS(b, "\r\n");
-    }
+    if (tr_proxy_append_forwarding(req, b) != 0)
+        return -1;
     if (tr_identity_append_upstream_headers(req, u, b) != 0)
         return -1;
     PUTS(b, "Connection: close\r\n\r\n");
