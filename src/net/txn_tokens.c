@@ -17,6 +17,9 @@
 #define JWKS_CAP 8192
 
 /*
+ * Known shortcoming: the gateway keys and the served JWKS are read once
+ * at start; a rotated key takes effect at the next restart.
+ *
  * An Ed25519 signature costs about 45 us: on the loop it would stall every
  * other connection for that long per forwarded request.  Tokens are
  * therefore signed on a thread of their own.  A job carries copies of

@@ -3,6 +3,10 @@
  * owns a TCP handle and a timer; it is freed in the close callback of
  * the last of the two, after libuv has run (or cancelled) the pending
  * connect and write callbacks that point into it.
+ *
+ * Known shortcoming: every re-read opens its own connection instead of
+ * borrowing one from the upstream's pool; that costs a connect per
+ * guarded write (docs/performance.md, preconditions).
  */
 #include <stdlib.h>
 #include <string.h>
