@@ -177,6 +177,7 @@ start_nginx_proxy() {
     server {
         listen 127.0.0.1:$NGINX_PORT;
         $log_directive
+        ${NGINX_HEADER_TIMEOUT:+client_header_timeout $NGINX_HEADER_TIMEOUT;}
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
