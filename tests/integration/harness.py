@@ -95,6 +95,44 @@ def wait_for_port(host, port, timeout=10.0, proc=None):
         pause = min(pause * 2, 0.1)
 
 
+def start_radicale(workdir, extra_conf=""):
+    """Radicale (Debian) on a free loopback port with its storage under
+    `workdir`; `extra_conf` adds config sections (auth, rights).  Returns
+    (url, proc); stop it with stop_process(proc)."""
+    workdir = Path(workdir)
+    port = free_port()
+    conf = workdir / "radicale.conf"
+    conf.write_text(
+        f"[server]\nhosts = 127.0.0.1:{port}\n"
+        f"[storage]\nfilesystem_folder = {workdir / 'collections'}\n"
+        "[logging]\nlevel = warning\n[web]\ntype = none\n" + extra_conf)
+    with open(workdir / "radicale.log", "ab") as log:
+        proc = subprocess.Popen(["/usr/bin/python3", "-m", "radicale",
+                                 "--config", str(conf)],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        wait_for_port("127.0.0.1", port, 20 * SLOW, proc)
+    except (RuntimeError, TimeoutError):
+        stop_process(proc)
+        raise
+    return f"http://127.0.0.1:{port}", proc
+
+
+def stop_process(proc, grace=10.0):
+    """SIGTERM a helper process (a backend, an IdP), SIGKILL it after
+    `grace` seconds, and reap it.  None or an exited process is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_until(cond, timeout=5.0, what="condition"):
     """Poll cond() until truthy; return its value or raise TimeoutError."""
     deadline = time.monotonic() + timeout
@@ -1014,15 +1052,7 @@ class JsonServer:
         return self
 
     def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         self.proc = None
 
     def db(self):

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import json
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 import harness
-from harness import RawConn, free_port, wait_for_port, wait_until
+from harness import RawConn, wait_until
 
 PROBLEM = "application/problem+json"
 JSON_CT = {"Content-Type": "application/json"}
@@ -239,31 +238,14 @@ ICS = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//treaty//test//EN\r\n"
 def radicale(tmp_path):
     if not shutil.which("radicale"):
         pytest.skip("radicale not installed")
-    port = free_port()
-    conf = tmp_path / "radicale.conf"
-    conf.write_text(
-        f"[server]\nhosts = 127.0.0.1:{port}\n"
-        "[auth]\ntype = none\n"
-        f"[storage]\nfilesystem_folder = {tmp_path / 'collections'}\n"
-        "[logging]\nlevel = warning\n[web]\ntype = none\n")
-    log = open(tmp_path / "radicale.log", "wb")
-    import subprocess
-    proc = subprocess.Popen(["/usr/bin/python3", "-m", "radicale",
-                             "--config", str(conf)],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    url, proc = harness.start_radicale(tmp_path, "[auth]\ntype = none\n")
     try:
-        wait_for_port("127.0.0.1", port, 20, proc)
-        url = f"http://127.0.0.1:{port}"
         assert requests.request("MKCOL", url + "/alice/").status_code == 201
         assert requests.request("MKCALENDAR",
                                 url + "/alice/cal/").status_code == 201
         yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        harness.stop_process(proc)
 
 
 def entries(ics_text):

@@ -7,7 +7,6 @@ principal and actor."""
 
 import base64
 import shutil
-import subprocess
 import uuid
 
 import caldav
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 import harness
-from harness import free_port, wait_for_port, py_mint
+from harness import py_mint
 
 DAV_METHODS = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PROPFIND",
                "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR", "MOVE", "COPY"]
@@ -25,30 +24,17 @@ DAV_METHODS = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "PROPFIND",
 def radicale(tmp_path):
     if not shutil.which("radicale"):
         pytest.skip("radicale not installed")
-    port = free_port()
     # Radicale knows its own users (htpasswd); treaty verifies the agent's
     # bearer token and replaces it with the service credential.
     users = tmp_path / "users"
     users.write_text("alice:s3cret-for-tests\n")
-    conf = tmp_path / "radicale.conf"
-    conf.write_text(
-        f"[server]\nhosts = 127.0.0.1:{port}\n"
-        f"[auth]\ntype = htpasswd\nhtpasswd_filename = {users}\n"
-        "htpasswd_encryption = plain\n"
-        f"[storage]\nfilesystem_folder = {tmp_path / 'collections'}\n"
-        "[logging]\nlevel = warning\n[web]\ntype = none\n")
-    log = open(tmp_path / "radicale.log", "wb")
-    proc = subprocess.Popen(["/usr/bin/python3", "-m", "radicale",
-                             "--config", str(conf)],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    url, proc = harness.start_radicale(
+        tmp_path, f"[auth]\ntype = htpasswd\nhtpasswd_filename = {users}\n"
+                  "htpasswd_encryption = plain\n")
     try:
-        wait_for_port("127.0.0.1", port, 20, proc)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        harness.stop_process(proc)
 
 
 class Bearer(requests.auth.AuthBase):
