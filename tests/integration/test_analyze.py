@@ -19,13 +19,12 @@ import os
 import pty
 import random
 import select
-import shutil
 import signal
 import subprocess
 import time
 from collections import namedtuple
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+
 
 import pytest
 import requests

@@ -4,7 +4,6 @@ spelling, auth modes, and a negative-token sample (the full negative suite
 is in tests/unit/test_jwt.c; here each refusal is checked to keep the
 request away from the backend)."""
 
-import time
 
 import pytest
 

@@ -1,7 +1,6 @@
 """The gateway core carrying real traffic: framing, keep-alive, pipelining,
 hop-by-hop handling, forwarding metadata, errors and timeouts (issue 2)."""
 
-import json
 import socket
 import threading
 import time
